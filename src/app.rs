@@ -1,0 +1,142 @@
+//! Assembles the running service: pool, migrations, secret key, worker, web server.
+
+use std::net::TcpListener;
+
+use actix_web::dev::{Server, ServerHandle};
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{DatabaseUrl, Settings};
+use crate::db::{self, Pool};
+use crate::delivery::{DeliveryWorker, QueueSignal};
+use crate::mail::Mailer;
+use crate::subscriptions::Policy;
+use crate::tokens::UnsubscribeSigner;
+use crate::web::{self, AppState};
+
+/// Opens the pool, creating the SQLite file's directory if needed.
+pub fn open_pool(settings: &Settings) -> anyhow::Result<Pool> {
+    if let DatabaseUrl::Sqlite(path) = &settings.database_url {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!("cannot create the database directory {}", dir.display())
+            })?;
+        }
+    }
+    Ok(db::pool(settings))
+}
+
+/// Opens the pool and applies pending migrations.
+pub async fn prepare_database(settings: &Settings) -> anyhow::Result<Pool> {
+    let pool = open_pool(settings)?;
+    let migrating = pool.clone();
+    let applied = tokio::task::spawn_blocking(move || db::migrate(&migrating))
+        .await
+        .context("the migration task failed")?
+        .with_context(|| {
+            format!(
+                "cannot prepare the database {}",
+                settings.database_url.redacted()
+            )
+        })?;
+    for version in &applied {
+        tracing::info!(%version, "migration applied");
+    }
+    Ok(pool)
+}
+
+/// The secret key: the setting, or the one kept in the database.
+pub async fn secret_key(settings: &Settings, pool: &Pool) -> anyhow::Result<String> {
+    match &settings.secret_key {
+        Some(key) => Ok(key.clone()),
+        None => Ok(db::run(pool, db::secrets::secret_key).await?),
+    }
+}
+
+/// The policy of the reader's path for these settings.
+pub async fn policy(settings: &Settings, pool: &Pool) -> anyhow::Result<Policy> {
+    let key = secret_key(settings, pool).await?;
+    Ok(Policy {
+        settings: settings.clone(),
+        signer: UnsubscribeSigner::new(&key),
+    })
+}
+
+/// Starts a delivery worker on the current runtime.
+pub fn spawn_worker(
+    settings: &Settings,
+    pool: Pool,
+    signal: QueueSignal,
+    shutdown: CancellationToken,
+) -> anyhow::Result<JoinHandle<()>> {
+    let mailer = Mailer::new(&settings.smtp_url, &settings.delivery)?;
+    let worker = DeliveryWorker::new(
+        pool,
+        mailer,
+        settings.from.clone(),
+        settings.delivery.clone(),
+        signal,
+    );
+    Ok(tokio::spawn(worker.run(shutdown)))
+}
+
+/// `serve`: the web server plus a delivery worker, until SIGTERM or Ctrl-C.
+pub struct Application {
+    port: u16,
+    server: Server,
+    worker: JoinHandle<()>,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Migrates, binds the listener and starts the worker; call [`Application::run`] next.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = prepare_database(&settings).await?;
+        let policy = policy(&settings, &pool).await?;
+        let listener = TcpListener::bind(settings.listen)
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let signal = QueueSignal::default();
+        let shutdown = CancellationToken::new();
+        let worker = spawn_worker(&settings, pool.clone(), signal.clone(), shutdown.clone())?;
+        let state = AppState::new(pool, policy, signal);
+        let server = web::server(listener, state, settings.http_workers)?;
+        tracing::info!(
+            listen = %settings.listen,
+            port,
+            base_url = %settings.base_url,
+            database = %settings.database_url.redacted(),
+            mail = %settings.smtp_url.redacted(),
+            "spacedigest is serving"
+        );
+        Ok(Self {
+            port,
+            server,
+            worker,
+            shutdown,
+        })
+    }
+
+    /// The bound port (useful when listening on port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server stops (on SIGTERM/Ctrl-C or through the handle), then lets
+    /// the worker finish the batch in flight.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let served = self.server.await;
+        tracing::info!("web server stopped; stopping the delivery worker");
+        self.shutdown.cancel();
+        if let Err(error) = self.worker.await {
+            tracing::error!(%error, "delivery worker ended abnormally");
+        }
+        served.context("the web server failed")
+    }
+}

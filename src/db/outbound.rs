@@ -1,0 +1,273 @@
+//! The durable outbound queue: every email is a row before it is a message.
+//!
+//! A worker claims due rows by pushing `next_attempt_at` one lease into the future in a
+//! short transaction, committed before any SMTP traffic; a crashed worker's rows become
+//! due again when the lease runs out. Finished rows leave the partial index workers scan.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::outbound_emails;
+use super::{DbConnection, write_transaction};
+
+/// What an email is for; decides nothing in the worker, but tells operators and limits apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailKind {
+    /// Double opt-in link.
+    Confirmation,
+    /// Sent once a subscription is confirmed, with its unsubscribe links.
+    Welcome,
+}
+
+impl EmailKind {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirmation => "confirmation",
+            Self::Welcome => "welcome",
+        }
+    }
+}
+
+/// Stored status of a queued email.
+pub mod status {
+    /// Still to send (possibly retrying or claimed).
+    pub const PENDING: &str = "pending";
+    /// The server answered 250.
+    pub const SENT: &str = "sent";
+    /// Permanently refused, or retried until the give-up time.
+    pub const FAILED: &str = "failed";
+}
+
+/// An email to queue.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = outbound_emails)]
+pub struct NewOutboundEmail<'a> {
+    /// `EmailKind::as_str`.
+    pub kind: &'a str,
+    /// The subscriber it concerns, for limits and history.
+    pub subscriber_id: Option<i64>,
+    /// Envelope and `To` address.
+    pub recipient_email: &'a str,
+    /// `To` display name.
+    pub recipient_name: Option<&'a str>,
+    /// Subject line.
+    pub subject: &'a str,
+    /// `text/plain` part.
+    pub body_text: &'a str,
+    /// `text/html` part.
+    pub body_html: &'a str,
+    /// URL for `List-Unsubscribe` (with one-click), when the email has one.
+    pub list_unsubscribe: Option<&'a str>,
+    /// Stable `Message-ID`, so a retried message is recognisably the same.
+    pub message_id: &'a str,
+    /// Always `pending`.
+    pub status: &'a str,
+    /// Due at once.
+    pub next_attempt_at: NaiveDateTime,
+    /// Now.
+    pub created_at: NaiveDateTime,
+}
+
+/// A claimed email, ready to send.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = outbound_emails)]
+pub struct QueuedEmail {
+    /// Row id.
+    pub id: i64,
+    /// `EmailKind::as_str`.
+    pub kind: String,
+    /// Address.
+    pub recipient_email: String,
+    /// Display name.
+    pub recipient_name: Option<String>,
+    /// Subject.
+    pub subject: String,
+    /// Plain text.
+    pub body_text: String,
+    /// HTML.
+    pub body_html: String,
+    /// One-click unsubscribe URL.
+    pub list_unsubscribe: Option<String>,
+    /// `Message-ID` without angle brackets.
+    pub message_id: String,
+    /// Attempts so far, this one included.
+    pub attempts: i32,
+    /// Queued at.
+    pub created_at: NaiveDateTime,
+}
+
+/// The columns of [`QueuedEmail`], in field order (`as_returning()` does not type-check on
+/// the multi-backend connection).
+const QUEUED_EMAIL_COLUMNS: (
+    outbound_emails::id,
+    outbound_emails::kind,
+    outbound_emails::recipient_email,
+    outbound_emails::recipient_name,
+    outbound_emails::subject,
+    outbound_emails::body_text,
+    outbound_emails::body_html,
+    outbound_emails::list_unsubscribe,
+    outbound_emails::message_id,
+    outbound_emails::attempts,
+    outbound_emails::created_at,
+) = (
+    outbound_emails::id,
+    outbound_emails::kind,
+    outbound_emails::recipient_email,
+    outbound_emails::recipient_name,
+    outbound_emails::subject,
+    outbound_emails::body_text,
+    outbound_emails::body_html,
+    outbound_emails::list_unsubscribe,
+    outbound_emails::message_id,
+    outbound_emails::attempts,
+    outbound_emails::created_at,
+);
+
+/// Queues an email; returns its id.
+pub fn enqueue(conn: &mut DbConnection, email: &NewOutboundEmail<'_>) -> QueryResult<i64> {
+    diesel::insert_into(outbound_emails::table)
+        .values(email)
+        .returning(outbound_emails::id)
+        .get_result(conn)
+}
+
+/// Claims up to `limit` due emails until `lease_until`.
+pub fn claim(
+    conn: &mut DbConnection,
+    limit: i64,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+) -> QueryResult<Vec<QueuedEmail>> {
+    write_transaction(conn, |conn| {
+        let due = outbound_emails::table
+            .filter(outbound_emails::status.eq(status::PENDING))
+            .filter(outbound_emails::next_attempt_at.le(now))
+            .order((outbound_emails::next_attempt_at, outbound_emails::id))
+            .limit(limit)
+            .select(outbound_emails::id);
+        // Several workers on PostgreSQL share the queue: each skips rows another is claiming.
+        // SQLite has one writer, and BEGIN IMMEDIATE already serialises claims.
+        let ids: Vec<i64> = match conn {
+            DbConnection::Pg(c) => due.for_update().skip_locked().load(c)?,
+            DbConnection::Sqlite(c) => due.load(c)?,
+        };
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        diesel::update(outbound_emails::table.filter(outbound_emails::id.eq_any(&ids)))
+            .set((
+                outbound_emails::attempts.eq(outbound_emails::attempts + 1),
+                outbound_emails::next_attempt_at.eq(lease_until),
+            ))
+            .returning(QUEUED_EMAIL_COLUMNS)
+            .get_results(conn)
+    })
+}
+
+/// Records the server's acceptance. The bodies are dropped: they may hold single-use
+/// links, and the row stays only as a record.
+pub fn mark_sent(conn: &mut DbConnection, ids: &[i64], now: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(
+        outbound_emails::table
+            .filter(outbound_emails::id.eq_any(ids))
+            .filter(outbound_emails::status.eq(status::PENDING)),
+    )
+    .set((
+        outbound_emails::status.eq(status::SENT),
+        outbound_emails::finished_at.eq(now),
+        outbound_emails::body_text.eq(""),
+        outbound_emails::body_html.eq(""),
+        outbound_emails::last_error.eq(None::<String>),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Schedules another attempt after a transient failure.
+pub fn schedule_retry(
+    conn: &mut DbConnection,
+    id: i64,
+    next_attempt_at: NaiveDateTime,
+    error: &str,
+) -> QueryResult<()> {
+    diesel::update(
+        outbound_emails::table
+            .find(id)
+            .filter(outbound_emails::status.eq(status::PENDING)),
+    )
+    .set((
+        outbound_emails::next_attempt_at.eq(next_attempt_at),
+        outbound_emails::last_error.eq(error),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Records a final failure with the server's reply.
+pub fn mark_failed(
+    conn: &mut DbConnection,
+    id: i64,
+    now: NaiveDateTime,
+    error: &str,
+) -> QueryResult<()> {
+    diesel::update(
+        outbound_emails::table
+            .find(id)
+            .filter(outbound_emails::status.eq(status::PENDING)),
+    )
+    .set((
+        outbound_emails::status.eq(status::FAILED),
+        outbound_emails::finished_at.eq(now),
+        outbound_emails::last_error.eq(error),
+        outbound_emails::body_text.eq(""),
+        outbound_emails::body_html.eq(""),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// How many emails of `kind` were queued for the subscriber since `since`, and the latest.
+pub fn recent_for_subscriber(
+    conn: &mut DbConnection,
+    subscriber_id: i64,
+    kind: EmailKind,
+    since: NaiveDateTime,
+) -> QueryResult<(i64, Option<NaiveDateTime>)> {
+    outbound_emails::table
+        .filter(outbound_emails::subscriber_id.eq(subscriber_id))
+        .filter(outbound_emails::kind.eq(kind.as_str()))
+        .filter(outbound_emails::created_at.gt(since))
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::max(outbound_emails::created_at),
+        ))
+        .first(conn)
+}
+
+/// One email's state, for operators and tests.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = outbound_emails)]
+pub struct EmailRecord {
+    /// Row id.
+    pub id: i64,
+    /// Kind.
+    pub kind: String,
+    /// Address.
+    pub recipient_email: String,
+    /// `pending`, `sent` or `failed`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i32,
+    /// The last error, e.g. the server's reply to a refusal.
+    pub last_error: Option<String>,
+}
+
+/// Every queued email, oldest first.
+pub fn all_records(conn: &mut DbConnection) -> QueryResult<Vec<EmailRecord>> {
+    outbound_emails::table
+        .order(outbound_emails::id.asc())
+        .select(EmailRecord::as_select())
+        .load(conn)
+}

@@ -1,0 +1,92 @@
+//! The one schema both backends share. Written by hand: `diesel print-schema` sees one
+//! backend at a time, and the migrations under `migrations/{sqlite,postgres}` keep the two
+//! physically equivalent.
+
+diesel::table! {
+    newsletters (id) {
+        id -> BigInt,
+        slug -> Text,
+        title -> Text,
+        description -> Text,
+        send_at -> Text,
+        timezone -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    subscribers (id) {
+        id -> BigInt,
+        email -> Text,
+        email_key -> Text,
+        name -> Nullable<Text>,
+        signup_ip -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    subscriptions (id) {
+        id -> BigInt,
+        subscriber_id -> BigInt,
+        newsletter_id -> BigInt,
+        status -> Text,
+        created_at -> Timestamp,
+        confirmed_at -> Nullable<Timestamp>,
+        unsubscribed_at -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    confirmation_tokens (token_hash) {
+        token_hash -> Text,
+        subscriber_id -> BigInt,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        consumed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    outbound_emails (id) {
+        id -> BigInt,
+        kind -> Text,
+        subscriber_id -> Nullable<BigInt>,
+        recipient_email -> Text,
+        recipient_name -> Nullable<Text>,
+        subject -> Text,
+        body_text -> Text,
+        body_html -> Text,
+        list_unsubscribe -> Nullable<Text>,
+        message_id -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    app_secrets (name) {
+        name -> Text,
+        value -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(subscriptions -> subscribers (subscriber_id));
+diesel::joinable!(subscriptions -> newsletters (newsletter_id));
+diesel::joinable!(confirmation_tokens -> subscribers (subscriber_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    newsletters,
+    subscribers,
+    subscriptions,
+    confirmation_tokens,
+    outbound_emails,
+    app_secrets,
+);

@@ -1,0 +1,207 @@
+//! The delivery worker: claims due emails from the durable queue, sends them through the
+//! pooled transport, and records each outcome. At-least-once: a crash between the
+//! server's 250 and the record re-sends only what was in flight.
+
+pub mod backoff;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lettre::message::Mailbox;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::DeliverySettings;
+use crate::db::{self, Pool, StorageError, outbound};
+use crate::mail::{Mailer, SendError, build_message};
+use backoff::Retry;
+
+/// Wakes the worker when new email is queued, so it need not wait for the next poll.
+#[derive(Debug, Clone, Default)]
+pub struct QueueSignal(Arc<Notify>);
+
+impl QueueSignal {
+    /// Tells a waiting worker there is work.
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+
+    async fn notified(&self) {
+        self.0.notified().await;
+    }
+}
+
+/// What happened to one claimed email.
+#[derive(Debug)]
+enum Outcome {
+    Sent,
+    Retry { error: String },
+    Failed { error: String },
+}
+
+/// Sends queued email until cancelled.
+pub struct DeliveryWorker {
+    pool: Pool,
+    mailer: Mailer,
+    from: Mailbox,
+    settings: DeliverySettings,
+    signal: QueueSignal,
+}
+
+impl DeliveryWorker {
+    /// A worker on this pool and transport.
+    pub fn new(
+        pool: Pool,
+        mailer: Mailer,
+        from: Mailbox,
+        settings: DeliverySettings,
+        signal: QueueSignal,
+    ) -> Self {
+        Self {
+            pool,
+            mailer,
+            from,
+            settings,
+            signal,
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled; a batch in flight is finished and recorded first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(
+            concurrency = self.settings.concurrency,
+            "delivery worker started"
+        );
+        let mut storage_backoff = Duration::from_millis(250);
+        while !shutdown.is_cancelled() {
+            match self.deliver_batch().await {
+                Ok(0) => {
+                    storage_backoff = Duration::from_millis(250);
+                    tokio::select! {
+                        () = self.signal.notified() => {}
+                        () = tokio::time::sleep(self.settings.poll_interval) => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                }
+                Ok(_) => storage_backoff = Duration::from_millis(250),
+                Err(error) => {
+                    // The database is down or busy: wait and try again; the rows are safe.
+                    tracing::warn!(%error, retry_in = ?storage_backoff, "delivery worker cannot reach the queue");
+                    tokio::select! {
+                        () = tokio::time::sleep(storage_backoff) => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                    storage_backoff = (storage_backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+        tracing::info!("delivery worker stopped");
+    }
+
+    /// Claims, sends and records one batch; returns how many emails it handled.
+    pub async fn deliver_batch(&self) -> Result<usize, StorageError> {
+        let limit = i64::try_from(self.settings.concurrency * 4).unwrap_or(i64::MAX);
+        let lease = self.settings.lease;
+        let batch = db::run(&self.pool, move |conn| {
+            let now = db::now();
+            outbound::claim(conn, limit, now, now + lease)
+        })
+        .await?;
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let count = batch.len();
+        let outcomes: Vec<(outbound::QueuedEmail, Outcome)> = futures_util::stream::iter(batch)
+            .map(|email| async move {
+                let outcome = self.send(&email).await;
+                (email, outcome)
+            })
+            .buffer_unordered(self.settings.concurrency)
+            .collect()
+            .await;
+        self.record(outcomes).await;
+        Ok(count)
+    }
+
+    async fn send(&self, email: &outbound::QueuedEmail) -> Outcome {
+        let message = match build_message(&self.from, email) {
+            Ok(message) => message,
+            Err(error) => return Outcome::Failed { error },
+        };
+        match self.mailer.send(message).await {
+            Ok(()) => Outcome::Sent,
+            Err(SendError::Permanent(error)) => Outcome::Failed { error },
+            Err(SendError::Transient(error)) => Outcome::Retry { error },
+        }
+    }
+
+    /// Writes the outcomes, retrying while the database is unreachable: losing the record
+    /// of a sent email would send it again after the lease.
+    async fn record(&self, outcomes: Vec<(outbound::QueuedEmail, Outcome)>) {
+        let settings = self.settings.clone();
+        let outcomes = Arc::new(outcomes);
+        let mut wait = Duration::from_millis(100);
+        for attempt in 1.. {
+            let outcomes = Arc::clone(&outcomes);
+            let settings = settings.clone();
+            let result = db::run(&self.pool, move |conn| {
+                db::write_transaction(conn, |conn| record_outcomes(conn, &settings, &outcomes))
+            })
+            .await;
+            match result {
+                Ok(()) => return,
+                Err(error) if attempt < 20 => {
+                    tracing::warn!(%error, attempt, "cannot record delivery outcomes yet");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(error) => {
+                    tracing::error!(%error, "giving up recording delivery outcomes; the lease will bring these emails back");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn record_outcomes(
+    conn: &mut db::DbConnection,
+    settings: &DeliverySettings,
+    outcomes: &[(outbound::QueuedEmail, Outcome)],
+) -> diesel::QueryResult<()> {
+    let now = db::now();
+    let sent: Vec<i64> = outcomes
+        .iter()
+        .filter(|(_, outcome)| matches!(outcome, Outcome::Sent))
+        .map(|(email, _)| email.id)
+        .collect();
+    if !sent.is_empty() {
+        outbound::mark_sent(conn, &sent, now)?;
+    }
+    for (email, outcome) in outcomes {
+        match outcome {
+            Outcome::Sent => {
+                tracing::info!(email_id = email.id, kind = %email.kind, "email sent");
+            }
+            Outcome::Failed { error } => {
+                tracing::warn!(email_id = email.id, kind = %email.kind, %error, "email failed permanently");
+                outbound::mark_failed(conn, email.id, now, error)?;
+            }
+            Outcome::Retry { error } => {
+                match backoff::next_attempt(settings, email.attempts, email.created_at, now) {
+                    Retry::At(at) => {
+                        tracing::info!(email_id = email.id, attempts = email.attempts, retry_at = %at, %error, "email will be retried");
+                        outbound::schedule_retry(conn, email.id, at, error)?;
+                    }
+                    Retry::GiveUp => {
+                        let error = format!("gave up after {} attempts: {error}", email.attempts);
+                        tracing::warn!(email_id = email.id, %error, "email failed");
+                        outbound::mark_failed(conn, email.id, now, &error)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

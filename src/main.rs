@@ -1,0 +1,16 @@
+//! The `spacedigest` binary: parse the command line, run, report failure in one line.
+
+use clap::Parser;
+use spacedigest::cli::Cli;
+
+#[actix_web::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

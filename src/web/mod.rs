@@ -1,0 +1,114 @@
+//! The public web server: the signup page, confirmation and unsubscribe links.
+//! It never talks SMTP: everything it sends goes through the queue.
+
+pub mod client_ip;
+pub mod form;
+pub mod middleware;
+pub mod pages;
+pub mod responses;
+pub mod routes;
+
+use std::net::{IpAddr, TcpListener};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::http::StatusCode;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, guard, web};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
+
+use crate::db::Pool;
+use crate::delivery::QueueSignal;
+use crate::subscriptions::Policy;
+use responses::Format;
+use routes::{assets, confirm, home, subscribe, unsubscribe};
+
+/// Shared by every request handler.
+pub struct AppState {
+    /// Database pool.
+    pub pool: Pool,
+    /// Settings and signer for the reader's path.
+    pub policy: Policy,
+    /// Wakes the delivery worker when email is queued.
+    pub queue_signal: QueueSignal,
+    /// Per-IP signup limit; `None` when turned off.
+    pub signup_limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl AppState {
+    /// State for these settings.
+    pub fn new(pool: Pool, policy: Policy, queue_signal: QueueSignal) -> Self {
+        let signup_limiter = NonZeroU32::new(policy.settings.signup_rate_per_minute)
+            .map(|per_minute| Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))));
+        let trusted_proxies = policy.settings.trusted_proxies.clone();
+        Self {
+            pool,
+            policy,
+            queue_signal,
+            signup_limiter,
+            trusted_proxies,
+        }
+    }
+}
+
+/// Registers every public route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let get_or_head = || guard::Any(guard::Get()).or(guard::Head());
+    cfg.route("/", web::route().guard(get_or_head()).to(home::home))
+        .route(
+            "/health_check",
+            web::route().guard(get_or_head()).to(assets::health_check),
+        )
+        .route(
+            "/static/style.css",
+            web::route().guard(get_or_head()).to(assets::stylesheet),
+        )
+        .route("/subscriptions", web::post().to(subscribe::subscribe))
+        .service(
+            web::resource("/subscriptions/confirm")
+                .app_data(web::PayloadConfig::new(subscribe::MAX_BODY))
+                .route(web::route().guard(get_or_head()).to(confirm::confirm_page))
+                .route(web::post().to(confirm::confirm)),
+        )
+        .service(
+            web::resource("/unsubscribe")
+                .route(
+                    web::route()
+                        .guard(get_or_head())
+                        .to(unsubscribe::unsubscribe_page),
+                )
+                .route(web::post().to(unsubscribe::unsubscribe)),
+        );
+}
+
+async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
+    responses::error(
+        Format::of(&req),
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "Page not found",
+        "There is nothing at this address.",
+    )
+}
+
+/// Builds the HTTP server on an already bound listener.
+pub fn server(listener: TcpListener, state: AppState, workers: usize) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(middleware::security_headers))
+            .wrap(from_fn(middleware::log_requests))
+            .app_data(state.clone())
+            .configure(configure)
+            .default_service(web::to(not_found))
+    })
+    .workers(workers)
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,7 @@
+//! One module per area of the public site.
+
+pub mod assets;
+pub mod confirm;
+pub mod home;
+pub mod subscribe;
+pub mod unsubscribe;

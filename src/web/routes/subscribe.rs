@@ -1,0 +1,389 @@
+//! `POST /subscriptions`: form or JSON in, "check your inbox" out.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use crate::db::newsletters::{self, Newsletter};
+use crate::domain::{NewsletterSlug, SubscriberEmail, SubscriberName};
+use crate::subscriptions::{self, SignupRequest};
+use crate::web::form;
+use crate::web::pages::{CheckInboxPage, FormErrors, SubscribePage};
+use crate::web::responses::{self, Format};
+use crate::web::routes::home::newsletter_options;
+use crate::web::{AppState, client_ip};
+
+/// Largest body accepted: a signup is a few hundred bytes.
+pub const MAX_BODY: usize = 16 * 1024;
+/// Most newsletters one signup may name.
+const MAX_NEWSLETTERS: usize = 50;
+/// The hidden field only bots fill in.
+const HONEYPOT: &str = "website";
+
+/// The signup as sent, before validation.
+#[derive(Debug, Default)]
+struct SignupInput {
+    email: String,
+    name: String,
+    newsletters: Option<Vec<String>>,
+    honeypot_filled: bool,
+}
+
+enum BodyKind {
+    Form,
+    Json,
+}
+
+/// Handles a signup.
+pub async fn subscribe(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let format = Format::of(&req);
+    let Some(kind) = body_kind(&req) else {
+        return responses::error(
+            format,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Unsupported form encoding",
+            "Send the signup as application/x-www-form-urlencoded or application/json.",
+        );
+    };
+    let ip = client_ip::client_ip(&req, &state.trusted_proxies);
+    if let (Some(limiter), Some(ip)) = (&state.signup_limiter, ip) {
+        if let Err(not_until) = limiter.check_key(&client_ip::rate_limit_key(ip)) {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            let mut response = responses::error(
+                format,
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many signups",
+                "Too many signups from your network. Please wait a minute and try again.",
+            );
+            let seconds = wait.as_secs().max(1).to_string();
+            if let Ok(value) = HeaderValue::from_str(&seconds) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return response;
+        }
+    }
+    let body = match read_body(&req, payload).await {
+        Ok(body) => body,
+        Err(response) => return response(format),
+    };
+    let input = match kind {
+        BodyKind::Form => parse_form(&body),
+        BodyKind::Json => parse_json(&body),
+    };
+    let input = match input {
+        Ok(input) => input,
+        Err(Rejection::Malformed(message)) => {
+            return responses::error(
+                format,
+                StatusCode::BAD_REQUEST,
+                "malformed_body",
+                "We couldn't read that form",
+                &message,
+            );
+        }
+        Err(Rejection::Fields(errors)) => {
+            return invalid(&state, format, &SignupInput::default(), errors).await;
+        }
+    };
+    if input.honeypot_filled {
+        // Bots get the ordinary answer, so they learn nothing; nothing is stored.
+        tracing::info!("signup honeypot filled; ignored");
+        return accepted(format);
+    }
+
+    let all = match crate::db::run(&state.pool, newsletters::all).await {
+        Ok(all) => all,
+        Err(error) => return responses::unavailable(format, &error),
+    };
+    let request = match validate(&input, &all, ip.map(|ip| ip.to_string())) {
+        Ok(request) => request,
+        Err(errors) => return invalid_with(&all, format, &input, errors),
+    };
+    let policy = state.policy.clone();
+    match crate::db::run_with(&state.pool, move |conn| {
+        subscriptions::subscribe(conn, &policy, &request)
+    })
+    .await
+    {
+        Ok(outcome) => {
+            tracing::info!(?outcome, "signup handled");
+            state.queue_signal.notify();
+            accepted(format)
+        }
+        Err(error) => responses::service_failure(format, &error),
+    }
+}
+
+fn body_kind(req: &HttpRequest) -> Option<BodyKind> {
+    let content_type = req.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let mime = content_type.split(';').next()?.trim().to_ascii_lowercase();
+    match mime.as_str() {
+        "application/x-www-form-urlencoded" => Some(BodyKind::Form),
+        "application/json" => Some(BodyKind::Json),
+        _ => None,
+    }
+}
+
+type Refusal = Box<dyn FnOnce(Format) -> HttpResponse>;
+
+/// Reads at most [`MAX_BODY`] bytes; a larger body is refused without reading it all.
+async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, Refusal> {
+    let too_large: Refusal = Box::new(|format| {
+        responses::error(
+            format,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "That form is too large",
+            "The signup form may be at most 16 KiB.",
+        )
+    });
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY) {
+        return Err(too_large);
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(512).min(MAX_BODY));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|error| -> Refusal {
+            let message = format!("The request body could not be read: {error}.");
+            Box::new(move |format| {
+                responses::error(
+                    format,
+                    StatusCode::BAD_REQUEST,
+                    "unreadable_body",
+                    "We couldn't read that form",
+                    &message,
+                )
+            })
+        })?;
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(too_large);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+enum Rejection {
+    /// The body itself is unreadable.
+    Malformed(String),
+    /// The body is readable but fields have the wrong type.
+    Fields(FormErrors),
+}
+
+fn parse_form(body: &[u8]) -> Result<SignupInput, Rejection> {
+    let malformed =
+        |e: form::FormError| Rejection::Malformed(format!("{}.", capitalise(&e.to_string())));
+    let pairs = form::parse_pairs(body).map_err(malformed)?;
+    Ok(SignupInput {
+        email: form::single(&pairs, "email")
+            .map_err(malformed)?
+            .unwrap_or_default(),
+        name: form::single(&pairs, "name")
+            .map_err(malformed)?
+            .unwrap_or_default(),
+        newsletters: form::multiple(&pairs, "newsletters"),
+        honeypot_filled: form::multiple(&pairs, HONEYPOT)
+            .is_some_and(|values| values.iter().any(|v| !v.trim().is_empty())),
+    })
+}
+
+fn parse_json(body: &[u8]) -> Result<SignupInput, Rejection> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Rejection::Malformed(format!("The body is not valid JSON: {e}.")))?;
+    let Value::Object(object) = value else {
+        return Err(Rejection::Malformed(
+            "The body must be a JSON object with an \"email\" field.".into(),
+        ));
+    };
+    let mut errors = FormErrors::default();
+    let mut input = SignupInput::default();
+    match object.get("email") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => input.email = s.clone(),
+        Some(_) => errors.email.push("The email must be a string.".into()),
+    }
+    match object.get("name") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => input.name = s.clone(),
+        Some(_) => errors.name.push("The name must be a string.".into()),
+    }
+    match object.get("newsletters") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => input.newsletters = Some(vec![s.clone()]),
+        Some(Value::Array(items)) => {
+            let slugs: Option<Vec<String>> = items
+                .iter()
+                .map(|item| item.as_str().map(str::to_owned))
+                .collect();
+            match slugs {
+                Some(slugs) => input.newsletters = Some(slugs),
+                None => errors
+                    .newsletters
+                    .push("Newsletters must be a list of newsletter names.".into()),
+            }
+        }
+        Some(_) => errors
+            .newsletters
+            .push("Newsletters must be a list of newsletter names.".into()),
+    }
+    input.honeypot_filled = match object.get(HONEYPOT) {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => !s.trim().is_empty(),
+        Some(_) => true,
+    };
+    if errors.is_empty() {
+        Ok(input)
+    } else {
+        Err(Rejection::Fields(errors))
+    }
+}
+
+fn validate(
+    input: &SignupInput,
+    all: &[Newsletter],
+    ip: Option<String>,
+) -> Result<SignupRequest, FormErrors> {
+    let mut errors = FormErrors::default();
+    let email = SubscriberEmail::parse(&input.email)
+        .map_err(|e| errors.email.push(e.to_string()))
+        .ok();
+    let name = SubscriberName::parse(&input.name)
+        .map_err(|e| errors.name.push(e.to_string()))
+        .ok()
+        .flatten();
+    let mut chosen: Vec<Newsletter> = Vec::new();
+    match &input.newsletters {
+        None => match all
+            .iter()
+            .find(|n| n.slug == NewsletterSlug::DEFAULT)
+            .or(all.first())
+        {
+            Some(default) => chosen.push(default.clone()),
+            None => errors
+                .general
+                .push("There is no newsletter to subscribe to yet.".into()),
+        },
+        Some(slugs) if slugs.is_empty() || slugs.iter().all(|s| s.is_empty()) => {
+            errors
+                .newsletters
+                .push("Choose at least one newsletter.".into());
+        }
+        Some(slugs) if slugs.len() > MAX_NEWSLETTERS => {
+            errors
+                .newsletters
+                .push("That is more newsletters than we have.".into());
+        }
+        Some(slugs) => {
+            for slug in slugs {
+                match all.iter().find(|n| &n.slug == slug) {
+                    Some(newsletter) if !chosen.iter().any(|c| c.id == newsletter.id) => {
+                        chosen.push(newsletter.clone());
+                    }
+                    Some(_) => {}
+                    None => errors.newsletters.push(format!(
+                        "There is no newsletter called \"{}\".",
+                        slug.chars().take(60).collect::<String>()
+                    )),
+                }
+            }
+        }
+    }
+    match email {
+        Some(email) if errors.is_empty() => Ok(SignupRequest {
+            email,
+            name,
+            newsletters: chosen,
+            ip,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// 400 with the reasons: the form again with messages and values, or field errors.
+async fn invalid(
+    state: &AppState,
+    format: Format,
+    input: &SignupInput,
+    errors: FormErrors,
+) -> HttpResponse {
+    match crate::db::run(&state.pool, newsletters::all).await {
+        Ok(all) => invalid_with(&all, format, input, errors),
+        Err(error) => responses::unavailable(format, &error),
+    }
+}
+
+fn invalid_with(
+    all: &[Newsletter],
+    format: Format,
+    input: &SignupInput,
+    errors: FormErrors,
+) -> HttpResponse {
+    match format {
+        Format::Json => {
+            let mut fields = serde_json::Map::new();
+            for (name, messages) in [
+                ("email", &errors.email),
+                ("name", &errors.name),
+                ("newsletters", &errors.newsletters),
+                ("form", &errors.general),
+            ] {
+                if !messages.is_empty() {
+                    fields.insert(name.into(), json!(messages));
+                }
+            }
+            responses::json(
+                StatusCode::BAD_REQUEST,
+                &json!({
+                    "error": "invalid_input",
+                    "message": "Please correct the fields listed.",
+                    "fields": fields,
+                }),
+            )
+        }
+        Format::Html => responses::page(
+            StatusCode::BAD_REQUEST,
+            &SubscribePage {
+                newsletters: newsletter_options(all, input.newsletters.as_deref()),
+                email: input.email.clone(),
+                name: input.name.clone(),
+                errors,
+            },
+        ),
+    }
+}
+
+/// The one answer to every valid signup, known address or not.
+fn accepted(format: Format) -> HttpResponse {
+    match format {
+        Format::Json => responses::json(
+            StatusCode::OK,
+            &json!({
+                "status": "ok",
+                "message": "Check your inbox: if that address can receive our newsletters, a confirmation link is on its way.",
+            }),
+        ),
+        Format::Html => responses::page(StatusCode::OK, &CheckInboxPage),
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
