@@ -92,10 +92,19 @@ pub struct Application {
 impl Application {
     /// Migrates, binds the listener and starts the worker; call [`Application::run`] next.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let pool = prepare_database(&settings).await?;
-        let policy = policy(&settings, &pool).await?;
         let listener = TcpListener::bind(settings.listen)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        Self::build_with_listener(settings, listener).await
+    }
+
+    /// Like [`Application::build`], on a listener the caller bound (tests bind port 0 and
+    /// learn the port before choosing the base URL).
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
+        let pool = prepare_database(&settings).await?;
+        let policy = policy(&settings, &pool).await?;
         let port = listener.local_addr()?.port();
         let signal = QueueSignal::default();
         let shutdown = CancellationToken::new();
@@ -103,7 +112,6 @@ impl Application {
         let state = AppState::new(pool, policy, signal);
         let server = web::server(listener, state, settings.http_workers)?;
         tracing::info!(
-            listen = %settings.listen,
             port,
             base_url = %settings.base_url,
             database = %settings.database_url.redacted(),

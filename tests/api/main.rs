@@ -1,0 +1,12 @@
+//! End-to-end tests of the reader's path, on SQLite or (with
+//! `SPACEDIGEST_TEST_POSTGRES_URL`) PostgreSQL, with mail over real SMTP.
+
+mod bad_input;
+mod cli;
+mod delivery;
+mod helpers;
+mod limits;
+mod pages;
+mod signup;
+#[path = "support/smtp_server.rs"]
+mod smtp_server;
