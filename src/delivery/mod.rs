@@ -17,6 +17,11 @@ use crate::db::{self, Pool, StorageError, outbound};
 use crate::mail::{Mailer, SendError, build_message};
 use backoff::Retry;
 
+/// How long an expired confirmation token is kept to explain itself.
+const EXPIRED_TOKEN_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often a worker removes expired confirmation tokens.
+const CLEANUP_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// Wakes the worker when new email is queued, so it need not wait for the next poll.
 #[derive(Debug, Clone, Default)]
 pub struct QueueSignal(Arc<Notify>);
@@ -74,7 +79,12 @@ impl DeliveryWorker {
             "delivery worker started"
         );
         let mut storage_backoff = Duration::from_millis(250);
+        let mut next_cleanup = tokio::time::Instant::now();
         while !shutdown.is_cancelled() {
+            if tokio::time::Instant::now() >= next_cleanup {
+                self.delete_expired_tokens().await;
+                next_cleanup = tokio::time::Instant::now() + CLEANUP_INTERVAL;
+            }
             match self.deliver_batch().await {
                 Ok(0) => {
                     storage_backoff = Duration::from_millis(250);
@@ -97,6 +107,20 @@ impl DeliveryWorker {
             }
         }
         tracing::info!("delivery worker stopped");
+    }
+
+    /// Expired confirmation tokens can never be used again: remove them, a week late, so
+    /// an old link still explains that it expired rather than that it is unknown.
+    async fn delete_expired_tokens(&self) {
+        match db::run(&self.pool, |conn| {
+            db::confirmation_tokens::delete_expired(conn, db::now() - EXPIRED_TOKEN_GRACE)
+        })
+        .await
+        {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "expired confirmation tokens removed"),
+            Err(error) => tracing::warn!(%error, "cannot remove expired confirmation tokens"),
+        }
     }
 
     /// Claims, sends and records one batch; returns how many emails it handled.

@@ -230,3 +230,63 @@ fn serve_writes_confirmation_mail_to_the_outbox_and_stops_on_sigterm() {
         .unwrap();
     assert!(status.success(), "exit {status:?}: {stderr}");
 }
+
+#[tokio::test]
+async fn the_worker_command_delivers_queued_mail_and_stops_on_sigterm() {
+    use crate::helpers::{Mail, spawn_app_with, unique_email};
+    use crate::smtp_server::SmtpServer;
+
+    // The web app queues a confirmation while its own mail server is down.
+    let app = spawn_app_with(Mail::Port(free_port()), |s| {
+        s.delivery.retry_base = Duration::from_secs(60);
+        s.delivery.retry_max = Duration::from_secs(60);
+    })
+    .await;
+    let email = unique_email();
+    app.sign_up(&email).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app.outbound().await[0].attempts < 1 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Make it due now, for a separate `spacedigest worker` process with a working relay.
+    {
+        use diesel::prelude::*;
+        use spacedigest::db::schema::outbound_emails;
+        app.db(|c| {
+            diesel::update(outbound_emails::table)
+                .set(outbound_emails::next_attempt_at.eq(spacedigest::db::now()))
+                .execute(c)
+        })
+        .await;
+    }
+    let relay = SmtpServer::start().await;
+    let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_spacedigest"))
+        .arg("worker")
+        .current_dir(app.database.dir())
+        .env_clear()
+        .env("SPACEDIGEST_DATABASE_URL", app.database.url_string())
+        .env("SPACEDIGEST_SMTP_URL", relay.url())
+        .env("SPACEDIGEST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mails = relay.wait_for_messages(1, Duration::from_secs(20)).await;
+    assert_eq!(mails[0].rcpt_to, vec![email]);
+    let records = app.wait_until_queue_settles().await;
+    assert_eq!(records[0].status, "sent");
+
+    let pid = worker.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(20), worker.wait())
+        .await
+        .expect("the worker stops on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}

@@ -16,6 +16,26 @@ async fn the_suite_runs_on_the_requested_backend() {
         app.database.url_string().split("://").next().unwrap()
     );
     assert!(app.database.url_string().starts_with(expected));
+    if backend() == Backend::Sqlite {
+        // Every pooled SQLite connection runs in WAL mode with foreign keys and a busy timeout.
+        #[derive(diesel::QueryableByName)]
+        struct Pragma {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+        let pragmas = app
+            .db(|conn| {
+                use diesel::RunQueryDsl;
+                diesel::sql_query(
+                    "SELECT (SELECT journal_mode FROM pragma_journal_mode) || ',' || \
+                     (SELECT foreign_keys FROM pragma_foreign_keys) || ',' || \
+                     (SELECT timeout FROM pragma_busy_timeout) AS value",
+                )
+                .get_result::<Pragma>(conn)
+            })
+            .await;
+        assert_eq!(pragmas.value, "wal,1,10000");
+    }
     // The default newsletter exists from the first start.
     let page = app.get("/").await;
     assert!(page.body.contains("value=\"space-daily\""), "{}", page.body);

@@ -19,6 +19,8 @@ use crate::web::{AppState, client_ip};
 pub const MAX_BODY: usize = 16 * 1024;
 /// Most newsletters one signup may name.
 const MAX_NEWSLETTERS: usize = 50;
+/// Tracked client addresses above which idle ones are swept from the rate limiter.
+const LIMITER_KEYS_BEFORE_SWEEP: usize = 10_000;
 /// The hidden field only bots fill in.
 const HONEYPOT: &str = "website";
 
@@ -54,6 +56,10 @@ pub async fn subscribe(
     };
     let ip = client_ip::client_ip(&req, &state.trusted_proxies);
     if let (Some(limiter), Some(ip)) = (&state.signup_limiter, ip) {
+        if limiter.len() > LIMITER_KEYS_BEFORE_SWEEP {
+            // Forget clients whose allowance is full again, so memory stays bounded.
+            limiter.retain_recent();
+        }
         if let Err(not_until) = limiter.check_key(&client_ip::rate_limit_key(ip)) {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(
                 &governor::clock::DefaultClock::default(),
