@@ -67,7 +67,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/static/style.css",
             web::route().guard(get_or_head()).to(assets::stylesheet),
         )
-        .route("/subscriptions", web::post().to(subscribe::subscribe))
+        .service(
+            web::resource("/subscriptions")
+                .wrap(signup_cors())
+                .route(web::post().to(subscribe::subscribe)),
+        )
         .service(
             web::resource("/subscriptions/confirm")
                 .app_data(web::PayloadConfig::new(subscribe::MAX_BODY))
@@ -83,6 +87,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .route(web::post().to(unsubscribe::unsubscribe)),
         );
+}
+
+/// News sites embed the signup on their own pages, so scripts from any origin may post
+/// to it. That is safe: the endpoint takes no cookie and answers the same for every address.
+fn signup_cors() -> actix_cors::Cors {
+    actix_cors::Cors::default()
+        .allow_any_origin()
+        .allowed_methods(["POST"])
+        .allowed_header(actix_web::http::header::CONTENT_TYPE)
+        .max_age(86_400)
 }
 
 async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {

@@ -46,3 +46,32 @@ async fn health_check_and_unknown_pages() {
     assert_eq!(missing.status, 404);
     assert!(missing.body.contains("href=\"/\""));
 }
+
+#[tokio::test]
+async fn scripts_on_other_sites_may_post_signups() {
+    let app = spawn_app().await;
+    let preflight = app
+        .client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/subscriptions", app.address),
+        )
+        .header("origin", "https://news.example.org")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let allowed = preflight
+        .headers()
+        .get("access-control-allow-origin")
+        .unwrap();
+    assert!(allowed == "*" || allowed == "https://news.example.org");
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+}
