@@ -237,7 +237,7 @@ async fn the_worker_command_delivers_queued_mail_and_stops_on_sigterm() {
     use crate::smtp_server::SmtpServer;
 
     // The web app queues a confirmation while its own mail server is down.
-    let app = spawn_app_with(Mail::Port(free_port()), |s| {
+    let mut app = spawn_app_with(Mail::Port(free_port()), |s| {
         s.delivery.retry_base = Duration::from_secs(60);
         s.delivery.retry_max = Duration::from_secs(60);
     })
@@ -249,7 +249,8 @@ async fn the_worker_command_delivers_queued_mail_and_stops_on_sigterm() {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Make it due now, for a separate `spacedigest worker` process with a working relay.
+    // Only the separate `spacedigest worker` process below may send it, through a working relay.
+    app.stop().await;
     {
         use diesel::prelude::*;
         use spacedigest::db::schema::outbound_emails;

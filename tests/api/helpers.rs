@@ -109,6 +109,7 @@ pub struct TestApp {
     pub smtp: Option<SmtpServer>,
     pub client: reqwest::Client,
     handle: ServerHandle,
+    running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     // Dropped last: the database outlives the server that uses it.
     pub database: TestDatabase,
 }
@@ -155,7 +156,7 @@ pub async fn spawn_app_with(mail: Mail, configure: impl FnOnce(&mut Settings)) -
         .await
         .expect("the app starts");
     let handle = app.handle();
-    tokio::spawn(app.run());
+    let running = tokio::spawn(app.run());
     let pool = spacedigest::app::open_pool(&settings).unwrap();
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -166,6 +167,7 @@ pub async fn spawn_app_with(mail: Mail, configure: impl FnOnce(&mut Settings)) -
             .build()
             .unwrap(),
         handle,
+        running: Some(running),
         database,
     }
 }
@@ -205,6 +207,14 @@ impl Answer {
 }
 
 impl TestApp {
+    /// Stops the web server and its delivery worker, as SIGTERM would, and waits for both.
+    pub async fn stop(&mut self) {
+        self.handle.stop(true).await;
+        if let Some(running) = self.running.take() {
+            running.await.expect("the app task").expect("a clean stop");
+        }
+    }
+
     pub fn smtp(&self) -> &SmtpServer {
         self.smtp.as_ref().expect("this app has an SMTP server")
     }
