@@ -65,27 +65,22 @@ pub async fn policy(settings: &Settings, pool: &Pool) -> anyhow::Result<Policy> 
 
 /// Starts a delivery worker on the current runtime.
 pub fn spawn_worker(
-    settings: &Settings,
+    policy: &Policy,
     pool: Pool,
     signal: QueueSignal,
     shutdown: CancellationToken,
 ) -> anyhow::Result<JoinHandle<()>> {
-    let mailer = Mailer::new(&settings.smtp_url, &settings.delivery)?;
-    let worker = DeliveryWorker::new(
-        pool,
-        mailer,
-        settings.from.clone(),
-        settings.delivery.clone(),
-        signal,
-    );
+    let mailer = Mailer::new(&policy.settings.smtp_url, &policy.settings.delivery)?;
+    let worker = DeliveryWorker::new(pool, mailer, policy, signal);
     Ok(tokio::spawn(worker.run(shutdown)))
 }
 
-/// `serve`: the web server plus a delivery worker, until SIGTERM or Ctrl-C.
+/// `serve`: the web server, a delivery worker, the daily scheduler and the feed poller,
+/// until SIGTERM or Ctrl-C.
 pub struct Application {
     port: u16,
     server: Server,
-    worker: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
     shutdown: CancellationToken,
 }
 
@@ -108,7 +103,20 @@ impl Application {
         let port = listener.local_addr()?.port();
         let signal = QueueSignal::default();
         let shutdown = CancellationToken::new();
-        let worker = spawn_worker(&settings, pool.clone(), signal.clone(), shutdown.clone())?;
+        let background = vec![
+            spawn_worker(&policy, pool.clone(), signal.clone(), shutdown.clone())?,
+            tokio::spawn(crate::digest::scheduler::run_scheduler(
+                pool.clone(),
+                settings.clone(),
+                signal.clone(),
+                shutdown.clone(),
+            )),
+            tokio::spawn(crate::feeds::run_poller(
+                pool.clone(),
+                settings.feed_poll_interval,
+                shutdown.clone(),
+            )),
+        ];
         let state = AppState::new(pool, policy, signal);
         let server = web::server(listener, state, settings.http_workers)?;
         tracing::info!(
@@ -121,7 +129,7 @@ impl Application {
         Ok(Self {
             port,
             server,
-            worker,
+            background,
             shutdown,
         })
     }
@@ -140,10 +148,12 @@ impl Application {
     /// the worker finish the batch in flight.
     pub async fn run(self) -> anyhow::Result<()> {
         let served = self.server.await;
-        tracing::info!("web server stopped; stopping the delivery worker");
+        tracing::info!("web server stopped; stopping the worker, scheduler and poller");
         self.shutdown.cancel();
-        if let Err(error) = self.worker.await {
-            tracing::error!(%error, "delivery worker ended abnormally");
+        for task in self.background {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "a background task ended abnormally");
+            }
         }
         served.context("the web server failed")
     }

@@ -175,6 +175,10 @@ pub struct DeliverySettings {
     pub give_up_after: Duration,
     /// How often an idle worker looks for due email (it is also woken on new email).
     pub poll_interval: Duration,
+    /// At most this many messages per second per worker (0 = no limit), for relay quotas.
+    pub rate_per_second: u32,
+    /// At most this many messages per hour per worker (0 = no limit).
+    pub rate_per_hour: u32,
 }
 
 /// Every setting, validated.
@@ -210,8 +214,13 @@ pub struct Settings {
     pub confirmations_per_day: u32,
     /// Delivery worker settings (`SPACEDIGEST_SEND_CONCURRENCY`, `SPACEDIGEST_SMTP_TIMEOUT_SECONDS`,
     /// `SPACEDIGEST_DELIVERY_LEASE_SECONDS`, `SPACEDIGEST_RETRY_BASE_SECONDS`,
-    /// `SPACEDIGEST_RETRY_MAX_SECONDS`, `SPACEDIGEST_RETRY_GIVE_UP_HOURS`).
+    /// `SPACEDIGEST_RETRY_MAX_SECONDS`, `SPACEDIGEST_RETRY_GIVE_UP_HOURS`,
+    /// `SPACEDIGEST_SEND_RATE_PER_SECOND`, `SPACEDIGEST_SEND_RATE_PER_HOUR`).
     pub delivery: DeliverySettings,
+    /// `SPACEDIGEST_POSTAL_ADDRESS`: the sender's postal address in every digest's footer.
+    pub postal_address: String,
+    /// `SPACEDIGEST_FEED_POLL_MINUTES`: how often `serve` polls registered feeds.
+    pub feed_poll_interval: Duration,
     /// `SPACEDIGEST_LOG`: a tracing filter such as `info` or `spacedigest=debug`.
     pub log: String,
 }
@@ -260,6 +269,14 @@ struct RawSettings {
     retry_max_seconds: u64,
     #[serde(default = "defaults::retry_give_up_hours")]
     retry_give_up_hours: u64,
+    #[serde(default)]
+    postal_address: String,
+    #[serde(default = "defaults::feed_poll_minutes")]
+    feed_poll_minutes: u64,
+    #[serde(default)]
+    send_rate_per_second: u32,
+    #[serde(default)]
+    send_rate_per_hour: u32,
     #[serde(default = "defaults::log")]
     log: String,
 }
@@ -316,6 +333,9 @@ mod defaults {
     }
     pub fn retry_give_up_hours() -> u64 {
         120
+    }
+    pub fn feed_poll_minutes() -> u64 {
+        30
     }
     pub fn log() -> String {
         "info".into()
@@ -494,7 +514,13 @@ impl RawSettings {
                 retry_max: Duration::from_secs(retry_max),
                 give_up_after: Duration::from_secs(give_up * 3600),
                 poll_interval: Duration::from_secs(1),
+                rate_per_second: self.send_rate_per_second,
+                rate_per_hour: self.send_rate_per_hour,
             },
+            postal_address: self.postal_address.trim().to_owned(),
+            feed_poll_interval: Duration::from_secs(
+                positive("feed_poll_minutes", self.feed_poll_minutes)? * 60,
+            ),
             log: self.log,
         })
     }

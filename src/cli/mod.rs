@@ -1,5 +1,9 @@
 //! The command line: parses arguments and runs one command.
 
+mod digest;
+mod feeds;
+mod stories;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -36,6 +40,15 @@ pub enum Command {
     /// Manage newsletters.
     #[command(subcommand)]
     Newsletter(NewsletterCommand),
+    /// Import, add and list stories.
+    #[command(subcommand)]
+    Stories(stories::StoriesCommand),
+    /// Manage the feeds `serve` polls.
+    #[command(subcommand)]
+    Feed(feeds::FeedCommand),
+    /// Preview, send and follow the daily digest.
+    #[command(subcommand)]
+    Digest(digest::DigestCommand),
 }
 
 /// `newsletter …`
@@ -84,6 +97,9 @@ impl Cli {
                 Ok(())
             }
             Command::Worker => run_worker(settings).await,
+            Command::Stories(command) => stories::run(&settings, command).await,
+            Command::Feed(command) => feeds::run(&settings, command).await,
+            Command::Digest(command) => digest::run(&settings, command).await,
             Command::Newsletter(NewsletterCommand::List) => {
                 let pool = app::prepare_database(&settings).await?;
                 let all = db::run(&pool, newsletters::all).await?;
@@ -144,8 +160,9 @@ impl Cli {
 
 async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     let pool = app::prepare_database(&settings).await?;
+    let policy = app::policy(&settings, &pool).await?;
     let shutdown = CancellationToken::new();
-    let worker = app::spawn_worker(&settings, pool, QueueSignal::default(), shutdown.clone())?;
+    let worker = app::spawn_worker(&policy, pool, QueueSignal::default(), shutdown.clone())?;
     wait_for_stop_signal().await;
     tracing::info!("stopping: finishing the batch in flight");
     shutdown.cancel();

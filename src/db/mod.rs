@@ -4,10 +4,13 @@
 //! typed error (503 for an unreachable database) and never into "not found".
 
 pub mod confirmation_tokens;
+pub mod digests;
+pub mod feeds;
 pub mod newsletters;
 pub mod outbound;
 pub mod schema;
 pub mod secrets;
+pub mod stories;
 pub mod subscribers;
 
 use std::time::Duration;

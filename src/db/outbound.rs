@@ -17,6 +17,8 @@ pub enum EmailKind {
     Confirmation,
     /// Sent once a subscription is confirmed, with its unsubscribe links.
     Welcome,
+    /// One day's digest to one subscriber; its body comes from the issue.
+    Digest,
 }
 
 impl EmailKind {
@@ -25,6 +27,7 @@ impl EmailKind {
         match self {
             Self::Confirmation => "confirmation",
             Self::Welcome => "welcome",
+            Self::Digest => "digest",
         }
     }
 }
@@ -37,6 +40,8 @@ pub mod status {
     pub const SENT: &str = "sent";
     /// Permanently refused, or retried until the give-up time.
     pub const FAILED: &str = "failed";
+    /// Not sent: the reader unsubscribed before their turn came.
+    pub const SKIPPED: &str = "skipped";
 }
 
 /// An email to queue.
@@ -95,35 +100,11 @@ pub struct QueuedEmail {
     pub attempts: i32,
     /// Queued at.
     pub created_at: NaiveDateTime,
+    /// The digest issue it delivers, if it is a digest.
+    pub issue_id: Option<i64>,
+    /// The subscription it is for, if it is a digest.
+    pub subscription_id: Option<i64>,
 }
-
-/// The columns of [`QueuedEmail`], in field order (`as_returning()` does not type-check on
-/// the multi-backend connection).
-const QUEUED_EMAIL_COLUMNS: (
-    outbound_emails::id,
-    outbound_emails::kind,
-    outbound_emails::recipient_email,
-    outbound_emails::recipient_name,
-    outbound_emails::subject,
-    outbound_emails::body_text,
-    outbound_emails::body_html,
-    outbound_emails::list_unsubscribe,
-    outbound_emails::message_id,
-    outbound_emails::attempts,
-    outbound_emails::created_at,
-) = (
-    outbound_emails::id,
-    outbound_emails::kind,
-    outbound_emails::recipient_email,
-    outbound_emails::recipient_name,
-    outbound_emails::subject,
-    outbound_emails::body_text,
-    outbound_emails::body_html,
-    outbound_emails::list_unsubscribe,
-    outbound_emails::message_id,
-    outbound_emails::attempts,
-    outbound_emails::created_at,
-);
 
 /// Queues an email; returns its id.
 pub fn enqueue(conn: &mut DbConnection, email: &NewOutboundEmail<'_>) -> QueryResult<i64> {
@@ -156,14 +137,62 @@ pub fn claim(
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let ids = skip_departed_readers(conn, ids, now)?;
         diesel::update(outbound_emails::table.filter(outbound_emails::id.eq_any(&ids)))
             .set((
                 outbound_emails::attempts.eq(outbound_emails::attempts + 1),
                 outbound_emails::next_attempt_at.eq(lease_until),
             ))
-            .returning(QUEUED_EMAIL_COLUMNS)
-            .get_results(conn)
+            .execute(conn)?;
+        // Read back after the update: `RETURNING` of a derived selection does not type-check
+        // on the multi-backend connection.
+        outbound_emails::table
+            .filter(outbound_emails::id.eq_any(&ids))
+            .select(QueuedEmail::as_select())
+            .load(conn)
     })
+}
+
+/// Digest rows whose subscription is no longer confirmed are marked skipped, so a reader
+/// who unsubscribes mid-send gets nothing further once that has committed. Checked per
+/// claimed batch, so the cost does not grow with the list.
+fn skip_departed_readers(
+    conn: &mut DbConnection,
+    ids: Vec<i64>,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<i64>> {
+    use super::schema::subscriptions;
+    let mut departed: Vec<i64> = outbound_emails::table
+        .inner_join(
+            subscriptions::table
+                .on(outbound_emails::subscription_id.eq(subscriptions::id.nullable())),
+        )
+        .filter(outbound_emails::id.eq_any(&ids))
+        .filter(subscriptions::status.ne(crate::db::subscribers::Status::Confirmed.as_str()))
+        .select(outbound_emails::id)
+        .load(conn)?;
+    // A digest whose subscription was erased has no reader left to send to.
+    departed.extend(
+        outbound_emails::table
+            .filter(outbound_emails::id.eq_any(&ids))
+            .filter(outbound_emails::issue_id.is_not_null())
+            .filter(outbound_emails::subscription_id.is_null())
+            .select(outbound_emails::id)
+            .load::<i64>(conn)?,
+    );
+    if departed.is_empty() {
+        return Ok(ids);
+    }
+    diesel::update(outbound_emails::table.filter(outbound_emails::id.eq_any(&departed)))
+        .set((
+            outbound_emails::status.eq(status::SKIPPED),
+            outbound_emails::finished_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(ids
+        .into_iter()
+        .filter(|id| !departed.contains(id))
+        .collect())
 }
 
 /// Records the server's acceptance. The bodies are dropped: they may hold single-use

@@ -67,6 +67,8 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamp,
         finished_at -> Nullable<Timestamp>,
+        issue_id -> Nullable<BigInt>,
+        subscription_id -> Nullable<BigInt>,
     }
 }
 
@@ -78,9 +80,57 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    stories (id) {
+        id -> BigInt,
+        newsletter_id -> BigInt,
+        guid -> Text,
+        url -> Text,
+        title -> Text,
+        summary_html -> Text,
+        source -> Text,
+        published_at -> Timestamp,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    feeds (id) {
+        id -> BigInt,
+        newsletter_id -> BigInt,
+        url -> Text,
+        etag -> Nullable<Text>,
+        last_modified -> Nullable<Text>,
+        last_polled_at -> Nullable<Timestamp>,
+        last_success_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    digest_issues (id) {
+        id -> BigInt,
+        newsletter_id -> BigInt,
+        issue_date -> Date,
+        subject -> Text,
+        body_text -> Text,
+        body_html -> Text,
+        story_count -> Integer,
+        stories_json -> Text,
+        created_at -> Timestamp,
+        fanned_out_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(subscriptions -> subscribers (subscriber_id));
 diesel::joinable!(subscriptions -> newsletters (newsletter_id));
 diesel::joinable!(confirmation_tokens -> subscribers (subscriber_id));
+diesel::joinable!(stories -> newsletters (newsletter_id));
+diesel::joinable!(feeds -> newsletters (newsletter_id));
+diesel::joinable!(digest_issues -> newsletters (newsletter_id));
+diesel::joinable!(outbound_emails -> digest_issues (issue_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     newsletters,
@@ -89,4 +139,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     confirmation_tokens,
     outbound_emails,
     app_secrets,
+    stories,
+    feeds,
+    digest_issues,
 );

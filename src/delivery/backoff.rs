@@ -56,6 +56,8 @@ mod tests {
             retry_max: Duration::from_secs(4000),
             give_up_after: Duration::from_secs(5 * 24 * 3600),
             poll_interval: Duration::from_secs(1),
+            rate_per_second: 0,
+            rate_per_hour: 0,
         }
     }
 

@@ -12,9 +12,16 @@ use lettre::message::Mailbox;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+
+use governor::Quota;
+
 use crate::config::DeliverySettings;
-use crate::db::{self, Pool, StorageError, outbound};
+use crate::db::{self, Pool, StorageError, digests, outbound};
+use crate::digest::Personaliser;
 use crate::mail::{Mailer, SendError, build_message};
+use crate::subscriptions::Policy;
 use backoff::Retry;
 
 /// How long an expired confirmation token is kept to explain itself.
@@ -51,23 +58,21 @@ pub struct DeliveryWorker {
     mailer: Mailer,
     from: Mailbox,
     settings: DeliverySettings,
+    personaliser: Personaliser,
+    limits: Vec<governor::DefaultDirectRateLimiter>,
     signal: QueueSignal,
 }
 
 impl DeliveryWorker {
     /// A worker on this pool and transport.
-    pub fn new(
-        pool: Pool,
-        mailer: Mailer,
-        from: Mailbox,
-        settings: DeliverySettings,
-        signal: QueueSignal,
-    ) -> Self {
+    pub fn new(pool: Pool, mailer: Mailer, policy: &Policy, signal: QueueSignal) -> Self {
         Self {
             pool,
             mailer,
-            from,
-            settings,
+            from: policy.settings.from.clone(),
+            settings: policy.settings.delivery.clone(),
+            personaliser: Personaliser::new(policy.settings.clone(), policy.signer.clone()),
+            limits: rate_limits(&policy.settings.delivery),
             signal,
         }
     }
@@ -125,20 +130,38 @@ impl DeliveryWorker {
 
     /// Claims, sends and records one batch; returns how many emails it handled.
     pub async fn deliver_batch(&self) -> Result<usize, StorageError> {
-        let limit = i64::try_from(self.settings.concurrency * 4).unwrap_or(i64::MAX);
+        // A batch is recorded once all its sends finish, so a crash re-sends at most one
+        // batch: keeping it to the concurrency bounds duplicates by the in-flight limit.
+        let limit = i64::try_from(self.settings.concurrency).unwrap_or(i64::MAX);
         let lease = self.settings.lease;
-        let batch = db::run(&self.pool, move |conn| {
+        let (batch, issues) = db::run(&self.pool, move |conn| {
             let now = db::now();
-            outbound::claim(conn, limit, now, now + lease)
+            let batch = outbound::claim(conn, limit, now, now + lease)?;
+            let mut issue_ids: Vec<i64> = batch.iter().filter_map(|e| e.issue_id).collect();
+            issue_ids.sort_unstable();
+            issue_ids.dedup();
+            let issues = if issue_ids.is_empty() {
+                HashMap::new()
+            } else {
+                digests::bodies(conn, &issue_ids)?
+                    .into_iter()
+                    .map(|issue| (issue.id, issue))
+                    .collect()
+            };
+            Ok((batch, issues))
         })
         .await?;
         if batch.is_empty() {
             return Ok(0);
         }
+        let issues = &issues;
         let count = batch.len();
         let outcomes: Vec<(outbound::QueuedEmail, Outcome)> = futures_util::stream::iter(batch)
-            .map(|email| async move {
-                let outcome = self.send(&email).await;
+            .map(|mut email| async move {
+                let outcome = match self.personaliser.apply(&mut email, issues) {
+                    Ok(list_id) => self.send(&email, list_id.as_deref()).await,
+                    Err(error) => Outcome::Failed { error },
+                };
                 (email, outcome)
             })
             .buffer_unordered(self.settings.concurrency)
@@ -148,11 +171,14 @@ impl DeliveryWorker {
         Ok(count)
     }
 
-    async fn send(&self, email: &outbound::QueuedEmail) -> Outcome {
-        let message = match build_message(&self.from, email) {
+    async fn send(&self, email: &outbound::QueuedEmail, list_id: Option<&str>) -> Outcome {
+        let message = match build_message(&self.from, email, list_id) {
             Ok(message) => message,
             Err(error) => return Outcome::Failed { error },
         };
+        for limit in &self.limits {
+            limit.until_ready().await;
+        }
         match self.mailer.send(message).await {
             Ok(()) => Outcome::Sent,
             Err(SendError::Permanent(error)) => Outcome::Failed { error },
@@ -187,6 +213,17 @@ impl DeliveryWorker {
             }
         }
     }
+}
+
+/// Limiters for relays with quotas (messages per second and per hour).
+fn rate_limits(settings: &DeliverySettings) -> Vec<governor::DefaultDirectRateLimiter> {
+    let per_second = NonZeroU32::new(settings.rate_per_second).map(Quota::per_second);
+    let per_hour = NonZeroU32::new(settings.rate_per_hour).map(Quota::per_hour);
+    [per_second, per_hour]
+        .into_iter()
+        .flatten()
+        .map(governor::RateLimiter::direct)
+        .collect()
 }
 
 fn record_outcomes(

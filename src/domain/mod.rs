@@ -1,5 +1,6 @@
 //! Validated domain values: once parsed, each type is valid everywhere it is used.
 
+pub mod day;
 mod newsletter_slug;
 mod newsletter_title;
 mod send_time;
@@ -7,6 +8,7 @@ mod subscriber_email;
 mod subscriber_name;
 mod time_zone;
 
+pub use day::{day_bounds_utc, today_in};
 pub use newsletter_slug::{NewsletterSlug, NewsletterSlugError, default_slug};
 pub use newsletter_title::{NewsletterTitle, NewsletterTitleError};
 pub use send_time::{SendTime, SendTimeError};

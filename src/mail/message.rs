@@ -26,6 +26,24 @@ impl Header for ListUnsubscribe {
     }
 }
 
+/// `List-Id` (RFC 2919): lets mail clients group and filter a newsletter.
+#[derive(Debug, Clone)]
+struct ListId(String);
+
+impl Header for ListId {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Id")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(s.to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
 /// `List-Unsubscribe-Post` (RFC 8058): tells mailbox providers a POST unsubscribes at once.
 #[derive(Debug, Clone)]
 struct ListUnsubscribePost;
@@ -51,7 +69,11 @@ pub fn new_message_id(from: &Mailbox) -> String {
 }
 
 /// The `multipart/alternative` message for a queued email.
-pub fn build_message(from: &Mailbox, email: &QueuedEmail) -> Result<Message, String> {
+pub fn build_message(
+    from: &Mailbox,
+    email: &QueuedEmail,
+    list_id: Option<&str>,
+) -> Result<Message, String> {
     let address = lettre::Address::from_str(&email.recipient_email)
         .map_err(|e| format!("invalid recipient address: {e}"))?;
     let to = Mailbox::new(email.recipient_name.clone(), address);
@@ -61,6 +83,9 @@ pub fn build_message(from: &Mailbox, email: &QueuedEmail) -> Result<Message, Str
         .subject(email.subject.as_str())
         .message_id(Some(format!("<{}>", email.message_id)))
         .date_now();
+    if let Some(list_id) = list_id {
+        builder = builder.header(ListId(list_id.to_owned()));
+    }
     if let Some(url) = &email.list_unsubscribe {
         builder = builder
             .header(ListUnsubscribe(url.clone()))

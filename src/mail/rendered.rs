@@ -3,8 +3,8 @@
 use askama::Template;
 
 use super::templates::{
-    ConfirmationEmail, ConfirmationHtml, ConfirmationSubject, ConfirmationText, WelcomeEmail,
-    WelcomeHtml, WelcomeSubject, WelcomeText,
+    ConfirmationEmail, ConfirmationHtml, ConfirmationSubject, ConfirmationText, DigestEmail,
+    DigestHtml, DigestSubject, DigestText, WelcomeEmail, WelcomeHtml, WelcomeSubject, WelcomeText,
 };
 
 /// Subject and both bodies, ready to queue.
@@ -24,7 +24,16 @@ impl RenderedEmail {
         Ok(Self {
             subject: one_line(&ConfirmationSubject { email }.render()?),
             text: ConfirmationText { email }.render()?,
-            html: ConfirmationHtml { email }.render()?,
+            html: inline_css(&ConfirmationHtml { email }.render()?),
+        })
+    }
+
+    /// One day's digest.
+    pub fn digest(email: &DigestEmail) -> askama::Result<Self> {
+        Ok(Self {
+            subject: one_line(&DigestSubject { email }.render()?),
+            text: DigestText { email }.render()?,
+            html: inline_css(&DigestHtml { email }.render()?),
         })
     }
 
@@ -33,8 +42,24 @@ impl RenderedEmail {
         Ok(Self {
             subject: one_line(&WelcomeSubject { email }.render()?),
             text: WelcomeText { email }.render()?,
-            html: WelcomeHtml { email }.render()?,
+            html: inline_css(&WelcomeHtml { email }.render()?),
         })
+    }
+}
+
+/// Gmail and Outlook drop `<style>` blocks in many views: the rules are copied onto each
+/// element, and the block stays for clients that honour its media queries.
+fn inline_css(html: &str) -> String {
+    let inliner = css_inline::CSSInliner::options()
+        .keep_style_tags(true)
+        .build();
+    match inliner.inline(html) {
+        Ok(inlined) => inlined,
+        Err(error) => {
+            // Our own templates: a failure is a bug, but the uninlined mail still reads well.
+            tracing::error!(%error, "inlining email CSS failed");
+            html.to_owned()
+        }
     }
 }
 

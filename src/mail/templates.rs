@@ -84,3 +84,71 @@ pub struct WelcomeHtml<'a> {
     /// Email data.
     pub email: &'a WelcomeEmail,
 }
+
+/// One story as the digest shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DigestStory {
+    /// Plain-text title.
+    pub title: String,
+    /// Absolute link to the story.
+    pub url: String,
+    /// Sanitised HTML summary (a small safe subset).
+    pub summary_html: String,
+    /// The summary as plain text.
+    pub summary_text: String,
+    /// Where it comes from, e.g. the feed's title.
+    pub source: String,
+    /// Publication time in the newsletter's zone, e.g. "14:05 CET".
+    pub published: String,
+}
+
+/// Data for one day's digest. `unsubscribe_url` is a placeholder in the stored issue,
+/// replaced per subscriber at send time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestEmail {
+    /// e.g. "Space Daily".
+    pub newsletter_title: String,
+    /// e.g. "25 November 2026".
+    pub date_label: String,
+    /// The day's stories, oldest first.
+    pub stories: Vec<DigestStory>,
+    /// The issue's page in the web archive.
+    pub archive_url: String,
+    /// The signup page.
+    pub home_url: String,
+    /// The sender's postal address for the footer; empty to omit.
+    pub postal_address: String,
+    /// The reader's own one-click unsubscribe link.
+    pub unsubscribe_url: String,
+}
+
+impl DigestEmail {
+    /// The lead story's title, for the subject line.
+    pub fn lead_title(&self) -> &str {
+        self.stories.first().map_or("", |s| s.title.as_str())
+    }
+}
+
+/// Subject line of the digest.
+#[derive(Debug, Template)]
+#[template(path = "email/digest/subject.txt")]
+pub struct DigestSubject<'a> {
+    /// Email data.
+    pub email: &'a DigestEmail,
+}
+
+/// Plain-text part of the digest.
+#[derive(Debug, Template)]
+#[template(path = "email/digest/body.txt")]
+pub struct DigestText<'a> {
+    /// Email data.
+    pub email: &'a DigestEmail,
+}
+
+/// HTML part of the digest.
+#[derive(Debug, Template)]
+#[template(path = "email/digest/body.html")]
+pub struct DigestHtml<'a> {
+    /// Email data.
+    pub email: &'a DigestEmail,
+}

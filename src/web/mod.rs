@@ -23,7 +23,7 @@ use crate::db::Pool;
 use crate::delivery::QueueSignal;
 use crate::subscriptions::Policy;
 use responses::Format;
-use routes::{assets, confirm, home, subscribe, unsubscribe};
+use routes::{archive, assets, confirm, home, subscribe, unsubscribe};
 
 /// Shared by every request handler.
 pub struct AppState {
@@ -77,6 +77,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .app_data(web::PayloadConfig::new(subscribe::MAX_BODY))
                 .route(web::route().guard(get_or_head()).to(confirm::confirm_page))
                 .route(web::post().to(confirm::confirm)),
+        )
+        .route(
+            "/archive/{slug}",
+            web::route().guard(get_or_head()).to(archive::index),
+        )
+        .route(
+            "/archive/{slug}/{date}",
+            web::route().guard(get_or_head()).to(archive::issue),
         )
         .service(
             web::resource("/unsubscribe")

@@ -119,3 +119,40 @@ pub struct ErrorPage {
     /// Explanation shown under the heading.
     pub message: String,
 }
+
+/// One sent issue in a newsletter's archive list.
+#[derive(Debug, Clone)]
+pub struct ArchiveEntry {
+    /// e.g. "25 November 2026".
+    pub date_label: String,
+    /// The lead story's title.
+    pub lead: String,
+    /// Stories in the issue.
+    pub story_count: i32,
+    /// The issue's page.
+    pub url: String,
+}
+
+/// `GET /archive/SLUG`: the sent issues of a newsletter.
+#[derive(Debug, Template)]
+#[template(path = "pages/archive_index.html")]
+pub struct ArchiveIndexPage {
+    /// Newsletter title.
+    pub newsletter_title: String,
+    /// Newest first.
+    pub issues: Vec<ArchiveEntry>,
+}
+
+/// `GET /archive/SLUG/DATE`: one sent issue, without anything personal.
+#[derive(Debug, Template)]
+#[template(path = "pages/archive_issue.html")]
+pub struct ArchiveIssuePage {
+    /// Newsletter title.
+    pub newsletter_title: String,
+    /// e.g. "25 November 2026".
+    pub date_label: String,
+    /// The newsletter's archive list.
+    pub archive_url: String,
+    /// The issue's stories (summaries sanitised).
+    pub stories: Vec<crate::mail::templates::DigestStory>,
+}

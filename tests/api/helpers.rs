@@ -105,6 +105,7 @@ pub enum Mail {
 
 pub struct TestApp {
     pub address: String,
+    pub settings: Settings,
     pub pool: Pool,
     pub smtp: Option<SmtpServer>,
     pub client: reqwest::Client,
@@ -160,6 +161,7 @@ pub async fn spawn_app_with(mail: Mail, configure: impl FnOnce(&mut Settings)) -
     let pool = spacedigest::app::open_pool(&settings).unwrap();
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
+        settings,
         pool,
         smtp,
         client: reqwest::Client::builder()
@@ -170,6 +172,30 @@ pub async fn spawn_app_with(mail: Mail, configure: impl FnOnce(&mut Settings)) -
         running: Some(running),
         database,
     }
+}
+
+/// Another `serve` process's worth of app on the same database and mail server, as when
+/// several run behind a load balancer. Stops when dropped.
+pub struct ExtraServer {
+    handle: ServerHandle,
+}
+
+impl Drop for ExtraServer {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
+}
+
+pub async fn spawn_app_on(app: &TestApp) -> ExtraServer {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut settings = app.settings.clone();
+    settings.listen = listener.local_addr().unwrap();
+    let extra = Application::build_with_listener(settings, listener)
+        .await
+        .expect("another app starts");
+    let handle = extra.handle();
+    tokio::spawn(extra.run());
+    ExtraServer { handle }
 }
 
 impl Drop for TestApp {

@@ -4,6 +4,8 @@
 mod bad_input;
 mod cli;
 mod delivery;
+mod digest;
+mod feeds;
 mod helpers;
 mod limits;
 mod pages;

@@ -58,7 +58,7 @@ CREATE TABLE outbound_emails (
     body_html        TEXT NOT NULL,
     list_unsubscribe TEXT,
     message_id       TEXT NOT NULL,
-    status           TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+    status           TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed', 'skipped')),
     attempts         INTEGER NOT NULL DEFAULT 0,
     next_attempt_at  TIMESTAMP NOT NULL,
     last_error       TEXT,

@@ -1,5 +1,6 @@
 //! One module per area of the public site.
 
+pub mod archive;
 pub mod assets;
 pub mod confirm;
 pub mod home;

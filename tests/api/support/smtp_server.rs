@@ -62,6 +62,13 @@ pub enum Behaviour {
     /// Reply `code text` to every RCPT TO; a 5xx code makes the SMTP client
     /// report a permanent error, a 4xx code a transient one.
     RejectRcpt { code: u16, text: String },
+    /// Reply `code text` to RCPT TO for this one address (case-insensitive);
+    /// accept every other recipient as [`Behaviour::Accept`] does.
+    RejectRcptTo {
+        address: String,
+        code: u16,
+        text: String,
+    },
     /// Accept the envelope, read the whole message, then reply `code text`
     /// to the end-of-data dot instead of 250.
     RejectData { code: u16, text: String },
@@ -563,6 +570,16 @@ where
         if let Behaviour::RejectRcpt { code, text } = behaviour {
             return self.reply(*code, text).await;
         }
+        if let Behaviour::RejectRcptTo {
+            address,
+            code,
+            text,
+        } = behaviour
+        {
+            if address.eq_ignore_ascii_case(&to) {
+                return self.reply(*code, text).await;
+            }
+        }
         if let Some(transaction) = self.transaction.as_mut() {
             transaction.rcpt_to.push(to);
         }
@@ -618,6 +635,7 @@ where
             }
             Behaviour::Accept
             | Behaviour::RejectRcpt { .. }
+            | Behaviour::RejectRcptTo { .. }
             | Behaviour::RejectMailFrom { .. }
             | Behaviour::RejectAuth { .. } => {
                 self.shared.store(message);

@@ -1,0 +1,219 @@
+//! Fetching feeds over HTTP: a bounded body, a deadline, and conditional GET so an
+//! unchanged feed costs one small request.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use url::Url;
+
+use super::parse::MAX_FEED_BYTES;
+
+/// The whole exchange, body included, must finish within this.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(20);
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Feed formats first, then anything: some servers label feeds `text/html`.
+const ACCEPT_FEEDS: &str = "application/rss+xml, application/atom+xml, application/feed+json, \
+     application/rdf+xml;q=0.9, application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, \
+     */*;q=0.5";
+
+/// Validators from the last successful fetch, sent back so the server can answer 304.
+#[derive(Debug, Clone, Default)]
+pub struct Validators {
+    /// The stored `ETag`.
+    pub etag: Option<String>,
+    /// The stored `Last-Modified`.
+    pub last_modified: Option<String>,
+}
+
+/// What a fetch brought back.
+#[derive(Debug)]
+pub enum Fetched {
+    /// 304: nothing changed since the validators were issued.
+    NotModified,
+    /// The feed's bytes and the validators to send next time.
+    Body {
+        /// At most [`MAX_FEED_BYTES`].
+        bytes: Vec<u8>,
+        /// Validators for the next conditional GET.
+        validators: Validators,
+    },
+}
+
+/// Why a fetch failed, in words for the operator (no URL, which may hold credentials).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// Not 2xx (or 304 to a conditional request).
+    #[error("the server answered {0}")]
+    Status(String),
+    /// The body is over the limit.
+    #[error("the feed is larger than 5 MiB")]
+    TooLarge,
+    /// No answer within [`FETCH_TIMEOUT`].
+    #[error("no complete answer within {} seconds", FETCH_TIMEOUT.as_secs())]
+    Timeout,
+    /// Connection, TLS or protocol trouble.
+    #[error("{0}")]
+    Transport(String),
+}
+
+/// An HTTP client for feeds; cheap to clone, meant to be shared.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+}
+
+impl Fetcher {
+    /// A client with our User-Agent, timeouts, gzip and at most 5 redirects.
+    pub fn new() -> Result<Self, FetchError> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("spacedigest/", env!("CARGO_PKG_VERSION")))
+            .timeout(FETCH_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .map_err(|e| FetchError::Transport(describe(&e)))?;
+        Ok(Self { client })
+    }
+
+    /// GETs `url`, conditionally when `validators` hold anything, reading at most
+    /// [`MAX_FEED_BYTES`] (after decompression) before giving up.
+    pub async fn fetch(&self, url: &Url, validators: &Validators) -> Result<Fetched, FetchError> {
+        let mut request = self.client.get(url.clone()).header(ACCEPT, ACCEPT_FEEDS);
+        if let Some(etag) = &validators.etag {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        if let Some(last_modified) = &validators.last_modified {
+            request = request.header(IF_MODIFIED_SINCE, last_modified);
+        }
+        let mut response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        if status == StatusCode::NOT_MODIFIED
+            && (validators.etag.is_some() || validators.last_modified.is_some())
+        {
+            return Ok(Fetched::NotModified);
+        }
+        if !status.is_success() {
+            return Err(FetchError::Status(status.to_string()));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_FEED_BYTES as u64)
+        {
+            return Err(FetchError::TooLarge);
+        }
+        let validators = validators_of(response.headers());
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if bytes.len() + chunk.len() > MAX_FEED_BYTES {
+                return Err(FetchError::TooLarge);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Fetched::Body { bytes, validators })
+    }
+}
+
+fn validators_of(headers: &HeaderMap) -> Validators {
+    // Validators are echoed back verbatim; one that is not visible ASCII could not be
+    // sent again, so it is not kept.
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.len() <= 500)
+            .map(str::to_owned)
+    };
+    Validators {
+        etag: text(ETAG),
+        last_modified: text(LAST_MODIFIED),
+    }
+}
+
+fn transport(error: reqwest::Error) -> FetchError {
+    if error.is_timeout() {
+        FetchError::Timeout
+    } else {
+        FetchError::Transport(describe(&error))
+    }
+}
+
+/// The error and its causes on one line, without the URL (it may carry credentials).
+fn describe(error: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !parts.iter().any(|p: &String| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    // reqwest names the URL in its own message; the causes never do.
+    let mut line = parts.join(": ");
+    if let Some(url) = error.url() {
+        line = line.replace(&format!(" for url ({url})"), "");
+        line = line.replace(url.as_str(), "the feed URL");
+    }
+    line
+}
+
+/// A URL as it may appear in logs and listings: no password, no query string (both
+/// can hold secrets in private feed URLs).
+pub fn redacted(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_password(None);
+            let _ = parsed.set_username("");
+            let had_query = parsed.query().is_some();
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            let mut shown = parsed.to_string();
+            if had_query {
+                shown.push_str("?…");
+            }
+            shown
+        }
+        Err(_) => "(an invalid URL)".to_owned(),
+    }
+}
+
+/// A URL as the operator's own commands show it: everything but a password.
+pub fn display_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_drops_credentials_and_queries() {
+        assert_eq!(
+            redacted("https://user:secret@feeds.example/rss?token=abc"),
+            "https://feeds.example/rss?…"
+        );
+        assert_eq!(
+            redacted("https://feeds.example/rss.xml"),
+            "https://feeds.example/rss.xml"
+        );
+        assert_eq!(redacted("not a url"), "(an invalid URL)");
+        assert_eq!(
+            display_url("https://user:secret@feeds.example/rss?format=atom"),
+            "https://user:***@feeds.example/rss?format=atom"
+        );
+        assert_eq!(
+            display_url("https://feeds.example/?feed=rss2"),
+            "https://feeds.example/?feed=rss2"
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! The parser against the fixtures in `tests/fixtures/feeds` and generated edge cases.
+
+use chrono::NaiveDateTime;
+
+use super::*;
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/feeds/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn parse_fixture(name: &str) -> Result<ParsedFeed, FeedError> {
+    parse_feed(&fixture(name), &FeedOrigin::file(Path::new(name)))
+}
+
+fn utc(s: &str) -> Option<NaiveDateTime> {
+    Some(NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap())
+}
+
+fn rss(items: &str) -> Vec<u8> {
+    format!(
+        "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>T</title>\
+         <link>https://site.example/</link>{items}</channel></rss>"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn reads_rss_2() {
+    let feed = parse_fixture("rss2.xml").unwrap();
+    assert_eq!(feed.source, "Spaceflight Now");
+    assert_eq!(feed.skipped.total(), 0);
+    let titles: Vec<&str> = feed.items.iter().map(|i| i.title.as_str()).collect();
+    assert_eq!(
+        titles,
+        [
+            "Falcon 9 launches 24 Starlink satellites from Cape Canaveral",
+            "NASA & ESA agree on Mars Sample Return redesign",
+            "Rocket Lab's Electron deploys a weather satellite",
+            "JUICE completes its Earth-Moon flyby",
+        ]
+    );
+    let first = &feed.items[0];
+    assert_eq!(first.guid, "sfn-2026-11-20-starlink-12-7");
+    assert_eq!(first.published_at, utc("2026-11-20 06:15"));
+    // The description (a teaser) wins over content:encoded (the article).
+    assert!(
+        first
+            .summary_html
+            .starts_with("<p>A SpaceX <strong>Falcon 9</strong>")
+    );
+    assert!(first.summary_html.contains(
+        r#"<a href="https://www.starlink.example/" rel="noopener noreferrer nofollow">"#
+    ));
+    assert_eq!(feed.items[2].published_at, utc("2026-11-21 04:45"));
+    // A relative link resolves against the channel's link; without a guid the link is it.
+    assert_eq!(
+        feed.items[3].url,
+        "https://spaceflightnow.example/2026/11/19/juice-flyby/"
+    );
+    assert_eq!(feed.items[1].guid, feed.items[1].url);
+}
+
+#[test]
+fn reads_rss_1() {
+    let feed = parse_fixture("rss1.rdf").unwrap();
+    assert_eq!(feed.source, "Astro Bulletin");
+    assert_eq!(feed.items.len(), 3);
+    assert_eq!(feed.items[1].published_at, utc("2026-11-20 15:20"));
+    assert_eq!(
+        feed.items[0].url,
+        "https://astro-bulletin.example/news/jwst-exomoon"
+    );
+    assert_eq!(feed.items[0].guid, feed.items[0].url);
+}
+
+#[test]
+fn reads_atom() {
+    let feed = parse_fixture("atom.xml").unwrap();
+    assert_eq!(feed.source, "Orbital Index");
+    let starship = &feed.items[0];
+    assert_eq!(starship.title, "Starship flight 12 reaches orbit");
+    assert_eq!(starship.guid, "tag:orbital-index.example,2026:starship-12");
+    // Published wins over updated.
+    assert_eq!(starship.published_at, utc("2026-11-20 13:05"));
+    assert_eq!(
+        starship.url,
+        "https://orbital-index.example/2026/11/20/starship-flight-12"
+    );
+    assert!(starship.summary_html.contains("<em>dummy</em>"));
+    // Only `updated`: that is the time. XHTML content is the summary.
+    let new_glenn = &feed.items[1];
+    assert_eq!(new_glenn.published_at, utc("2026-11-20 21:40"));
+    assert!(
+        new_glenn
+            .summary_html
+            .contains("<p>The booster landed on <strong>Jacklyn</strong> again.</p>"),
+        "{}",
+        new_glenn.summary_html
+    );
+    // A plain-text summary is escaped, not interpreted.
+    assert_eq!(
+        feed.items[2].summary_html,
+        "<p>Vyommitra rode along &amp; reported in from orbit.</p>"
+    );
+    assert_eq!(feed.items[2].published_at, utc("2026-11-19 00:00"));
+}
+
+#[test]
+fn reads_json_feed() {
+    let feed = parse_fixture("feed.json").unwrap();
+    assert_eq!(feed.source, "Planetary Notes");
+    assert_eq!(feed.items.len(), 3);
+    assert_eq!(feed.items[0].guid, "pn-2026-11-20-europa-clipper");
+    assert_eq!(
+        feed.items[0].summary_html,
+        "<p>The spacecraft's <em>thermal imager</em> caught Olympus Mons.</p>"
+    );
+    assert_eq!(
+        feed.items[1].summary_html,
+        "<p>The capsule landed in the Bay of Bengal.</p><p>Samples go to Ahmedabad next.</p>"
+    );
+    assert_eq!(feed.items[1].published_at, utc("2026-11-20 06:15"));
+    assert_eq!(feed.items[2].published_at, utc("2026-11-19 22:10"));
+    assert_eq!(
+        feed.items[2].summary_html,
+        "<p>Engineers revived a thruster branch unused since 2004.</p>"
+    );
+}
+
+#[test]
+fn hostile_markup_is_sanitised_and_code_links_are_skipped() {
+    let feed = parse_fixture("script-and-handlers.xml").unwrap();
+    assert_eq!(feed.items.len(), 2);
+    assert_eq!(feed.skipped.count(SkipReason::BadLink), 1);
+    for item in &feed.items {
+        for text in [&item.title, &item.summary_html, &item.source] {
+            let lower = text.to_ascii_lowercase();
+            for bad in [
+                "<script",
+                "javascript:",
+                "onerror",
+                "onclick",
+                "onmouseover",
+                "onload",
+                "style=",
+                "<style",
+                "<iframe",
+                "<img",
+                "<form",
+                "<input",
+                "<link",
+                "<svg",
+                "<object",
+                "<embed",
+                "<meta",
+                "data:",
+                "evil.example",
+                "@import",
+            ] {
+                assert!(!lower.contains(bad), "{bad} in {text}");
+            }
+        }
+    }
+    assert!(feed.items[0].summary_html.contains(
+        r#"<a href="https://legit-space.example/more" rel="noopener noreferrer nofollow">Read more</a>"#
+    ));
+    assert!(feed.items[1].summary_html.contains("Text survives"));
+}
+
+#[test]
+fn undated_items_have_no_time_and_are_counted() {
+    let feed = parse_fixture("no-dates.xml").unwrap();
+    assert_eq!(feed.items.len(), 3);
+    assert_eq!(feed.undated(), 3);
+}
+
+#[test]
+fn items_missing_fields_are_skipped_with_reasons() {
+    let feed = parse_fixture("missing-fields.xml").unwrap();
+    assert_eq!(feed.source, "mission-wire.example");
+    assert_eq!(feed.items.len(), 1);
+    assert_eq!(feed.skipped.to_string(), "3 skipped: 2 no title, 1 no link");
+}
+
+#[test]
+fn broken_documents_are_refused_with_the_reason() {
+    for (name, expected) in [
+        (
+            "not-a-feed.html",
+            "not a feed: expected RSS, Atom or JSON Feed",
+        ),
+        ("truncated.xml", "truncated feed"),
+        ("wrong-encoding.xml", "wrong encoding"),
+    ] {
+        let error = parse_fixture(name).unwrap_err().to_string();
+        assert!(error.contains(expected), "{name}: {error}");
+    }
+    let origin = FeedOrigin::file(Path::new("x"));
+    let cases: [(&[u8], &str); 9] = [
+        (b"", "the feed is empty"),
+        (
+            b"<?xml version=\"1.0\"?><catalog><book/></catalog>",
+            "root element is <catalog>",
+        ),
+        (b"{\"name\": \"not a feed\"}", "JSON, but not a JSON Feed"),
+        (
+            b"{\"version\": \"https://jsonfeed.org/version/1.1\", \"title\": \"x\", \"items\": [",
+            "JSON ends early",
+        ),
+        (
+            b"{\"version\": \"https://jsonfeed.org/version/9\", \"title\": \"x\", \"items\": []}",
+            "unsupported JSON Feed version",
+        ),
+        (b"{\"title\": \"x\",, }", "malformed JSON"),
+        (
+            b"<rss version=\"2.0\"><channel><title>x</titel></channel></rss>",
+            "malformed XML",
+        ),
+        (b"Just some words.", "neither XML nor JSON"),
+        (b"[1, 2]", "not a feed: expected RSS, Atom or JSON Feed"),
+    ];
+    for (bytes, expected) in cases {
+        let error = parse_feed(bytes, &origin).unwrap_err().to_string();
+        assert!(error.contains(expected), "{expected}: {error}");
+    }
+}
+
+#[test]
+fn a_feed_over_5_mib_is_refused() {
+    let item = "<item><title>x</title><link>https://a.example/</link></item>";
+    let mut items = String::new();
+    while items.len() <= MAX_FEED_BYTES {
+        items.push_str(item);
+    }
+    let error = parse_feed(&rss(&items), &FeedOrigin::file(Path::new("big.xml"))).unwrap_err();
+    assert_eq!(error, FeedError::TooLarge);
+    assert_eq!(error.to_string(), "the feed is larger than 5 MiB");
+}
+
+#[test]
+fn at_most_500_items_are_taken() {
+    let items: String = (0..600)
+        .map(|i| format!("<item><title>Story {i}</title><link>https://a.example/{i}</link></item>"))
+        .collect();
+    let feed = parse_feed(&rss(&items), &FeedOrigin::file(Path::new("many.xml"))).unwrap();
+    assert_eq!(feed.items.len(), MAX_ITEMS_PER_IMPORT);
+    assert_eq!(feed.items[499].title, "Story 499");
+    assert_eq!(
+        feed.skipped.to_string(),
+        "100 skipped: over the 500-item limit"
+    );
+}
+
+#[test]
+fn duplicate_ids_keep_the_first_item() {
+    let items = "<item><title>One</title><link>https://a.example/1</link><guid>same</guid></item>\
+                 <item><title>Two</title><link>https://a.example/2</link><guid>same</guid></item>";
+    let feed = parse_feed(&rss(items), &FeedOrigin::file(Path::new("dup.xml"))).unwrap();
+    assert_eq!(feed.items.len(), 1);
+    assert_eq!(feed.items[0].title, "One");
+    assert_eq!(feed.skipped.count(SkipReason::DuplicateId), 1);
+}
+
+#[test]
+fn titles_are_cut_to_300_characters_and_sources_fall_back_to_the_host() {
+    let long = "Orbit ".repeat(100);
+    let bytes = format!(
+        "<rss version=\"2.0\"><channel><link>https://www.site.example/</link>\
+         <item><title>{long}</title><link>https://a.example/x</link></item></channel></rss>"
+    );
+    let origin = FeedOrigin::url(&Url::parse("https://feeds.site.example/rss").unwrap());
+    let feed = parse_feed(bytes.as_bytes(), &origin).unwrap();
+    assert_eq!(feed.items[0].title.chars().count(), MAX_TITLE_CHARS);
+    assert_eq!(feed.source, "feeds.site.example");
+}
+
+#[test]
+fn hand_given_story_urls_must_be_absolute_http() {
+    assert!(story_url("https://nasa.example/a").is_ok());
+    for bad in [
+        "/relative",
+        "ftp://x.example/",
+        "javascript:alert(1)",
+        "",
+        "https://",
+    ] {
+        assert!(story_url(bad).is_err(), "{bad}");
+    }
+}

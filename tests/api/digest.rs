@@ -1,0 +1,594 @@
+//! The daily digest, end to end: stories in, one email per confirmed reader out.
+
+use std::process::Output;
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, TimeZone};
+use diesel::prelude::*;
+use spacedigest::db::schema::{newsletters, outbound_emails, stories, subscribers, subscriptions};
+
+use crate::helpers::{TestApp, spawn_app, unique_email};
+use crate::smtp_server::{Behaviour, ReceivedMessage};
+
+const DAY: &str = "2026-11-20";
+
+/// A UTC time given as local time in `zone`.
+fn at(zone: chrono_tz::Tz, local: &str) -> NaiveDateTime {
+    let naive = NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M").unwrap();
+    zone.from_local_datetime(&naive).unwrap().naive_utc()
+}
+
+pub async fn set_zone(app: &TestApp, zone: &'static str) {
+    app.db(move |c| {
+        diesel::update(newsletters::table.filter(newsletters::slug.eq("space-daily")))
+            .set(newsletters::timezone.eq(zone))
+            .execute(c)
+    })
+    .await;
+}
+
+pub async fn add_story(
+    app: &TestApp,
+    title: &str,
+    summary_html: &str,
+    published_at: NaiveDateTime,
+) {
+    let title = title.to_owned();
+    let summary_html = summary_html.to_owned();
+    let guid = format!(
+        "https://news.example.org/{}",
+        title.to_lowercase().replace(' ', "-")
+    );
+    app.db(move |c| {
+        let newsletter_id: i64 = newsletters::table
+            .filter(newsletters::slug.eq("space-daily"))
+            .select(newsletters::id)
+            .first(c)?;
+        diesel::insert_into(stories::table)
+            .values((
+                stories::newsletter_id.eq(newsletter_id),
+                stories::guid.eq(&guid),
+                stories::url.eq(&guid),
+                stories::title.eq(&title),
+                stories::summary_html.eq(&summary_html),
+                stories::source.eq("Example Space News"),
+                stories::published_at.eq(published_at),
+                stories::created_at.eq(spacedigest::db::now()),
+                stories::updated_at.eq(spacedigest::db::now()),
+            ))
+            .execute(c)
+    })
+    .await;
+}
+
+/// Confirmed readers, inserted in bulk (the signup path has its own tests).
+pub async fn add_confirmed_readers(app: &TestApp, prefix: &'static str, n: usize) -> Vec<String> {
+    let emails: Vec<String> = (0..n)
+        .map(|i| format!("{prefix}-{i}@example.com"))
+        .collect();
+    let rows = emails.clone();
+    app.db(move |c| {
+        let now = spacedigest::db::now();
+        let newsletter_id: i64 = newsletters::table
+            .filter(newsletters::slug.eq("space-daily"))
+            .select(newsletters::id)
+            .first(c)?;
+        for chunk in rows.chunks(1000) {
+            let values: Vec<_> = chunk
+                .iter()
+                .map(|e| {
+                    (
+                        subscribers::email.eq(e.clone()),
+                        subscribers::email_key.eq(e.clone()),
+                        subscribers::created_at.eq(now),
+                        subscribers::updated_at.eq(now),
+                    )
+                })
+                .collect();
+            // Multi-row inserts need the concrete backend.
+            spacedigest::on_backend!(c, conn => diesel::insert_into(subscribers::table).values(values).execute(conn))?;
+        }
+        let ids: Vec<i64> = subscribers::table
+            .filter(subscribers::email_key.like(format!("{prefix}-%")))
+            .select(subscribers::id)
+            .load(c)?;
+        for chunk in ids.chunks(1000) {
+            let values: Vec<_> = chunk
+                .iter()
+                .map(|id| {
+                    (
+                        subscriptions::subscriber_id.eq(*id),
+                        subscriptions::newsletter_id.eq(newsletter_id),
+                        subscriptions::status.eq("confirmed"),
+                        subscriptions::created_at.eq(now),
+                        subscriptions::confirmed_at.eq(now),
+                        subscriptions::updated_at.eq(now),
+                    )
+                })
+                .collect();
+            spacedigest::on_backend!(c, conn => diesel::insert_into(subscriptions::table).values(values).execute(conn))?;
+        }
+        Ok(())
+    })
+    .await;
+    emails
+}
+
+/// Runs the binary against the app's database, mail server and base URL. Async: the test's
+/// SMTP server runs on this runtime and must keep answering meanwhile.
+pub async fn cli(app: &TestApp, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_spacedigest"));
+    command
+        .args(args)
+        .current_dir(app.database.dir())
+        .env_clear()
+        .env("SPACEDIGEST_DATABASE_URL", app.database.url_string())
+        .env("SPACEDIGEST_BASE_URL", &app.address)
+        .env("SPACEDIGEST_LOG", "warn");
+    if let Some(smtp) = &app.smtp {
+        command.env("SPACEDIGEST_SMTP_URL", smtp.url());
+    }
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    command.output().await.expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn digests(messages: &[ReceivedMessage]) -> Vec<ReceivedMessage> {
+    messages
+        .iter()
+        .filter(|m| m.subject().starts_with("Space Daily — "))
+        .cloned()
+        .collect()
+}
+
+/// Signs a reader up through the form and confirms through the emailed link.
+async fn confirmed_reader(app: &TestApp) -> String {
+    let email = unique_email();
+    app.sign_up(&email).await;
+    let confirmation = wait_for_mail_to(app, &email, 1).await.remove(0);
+    let link = app.confirmation_link(&confirmation);
+    app.confirm_via(&link).await;
+    wait_for_mail_to(app, &email, 2).await;
+    email
+}
+
+async fn wait_for_mail_to(app: &TestApp, email: &str, n: usize) -> Vec<ReceivedMessage> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let mails = app.smtp().messages_to(email);
+        if mails.len() >= n {
+            return mails;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no mail to {email}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn confirmed_readers_get_exactly_one_digest_of_the_days_stories() {
+    let app = spawn_app().await;
+    set_zone(&app, "Europe/Berlin").await;
+    let berlin = chrono_tz::Europe::Berlin;
+    add_story(
+        &app,
+        "Artemis crew named",
+        "<p>Four astronauts.</p>",
+        at(berlin, "2026-11-20 00:30"),
+    )
+    .await;
+    add_story(
+        &app,
+        "Starship flies again",
+        "<p>Second <em>flight</em>.</p>",
+        at(berlin, "2026-11-20 23:30"),
+    )
+    .await;
+    add_story(&app, "Yesterday story", "", at(berlin, "2026-11-19 23:59")).await;
+    add_story(&app, "Tomorrow story", "", at(berlin, "2026-11-21 00:00")).await;
+
+    let reader_a = confirmed_reader(&app).await;
+    let reader_b = confirmed_reader(&app).await;
+    let pending = unique_email();
+    app.sign_up(&pending).await;
+    let leaver = confirmed_reader(&app).await;
+    let before = app.emails(7).await.len();
+    let welcome = app
+        .smtp()
+        .messages_to(&leaver)
+        .into_iter()
+        .find(|m| m.header("List-Unsubscribe").is_some())
+        .unwrap();
+    let url = welcome.header("List-Unsubscribe").unwrap();
+    app.post_raw(url.trim_matches(['<', '>']), None, "").await;
+
+    let out = cli(&app, &["digest", "send", "--date", DAY], &[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("2 readers"), "{stdout}");
+    assert!(stdout.contains("2 sent"), "{stdout}");
+
+    let all = app.emails(before + 2).await;
+    let sent = digests(&all);
+    assert_eq!(sent.len(), 2);
+    let mut recipients: Vec<String> = sent.iter().map(|m| m.rcpt_to[0].clone()).collect();
+    recipients.sort();
+    let mut expected = vec![reader_a.clone(), reader_b.clone()];
+    expected.sort();
+    assert_eq!(recipients, expected);
+
+    let digest = &sent[0];
+    assert_eq!(
+        digest.subject(),
+        "Space Daily — 20 November 2026: Artemis crew named"
+    );
+    assert_eq!(digest.content_type(), "multipart/alternative");
+    for body in [digest.text_body(), digest.html_body()] {
+        assert!(body.contains("Artemis crew named"));
+        assert!(body.contains("Starship flies again"));
+        assert!(!body.contains("Yesterday story"));
+        assert!(!body.contains("Tomorrow story"));
+        assert!(body.contains("https://news.example.org/artemis-crew-named"));
+    }
+    assert!(digest.html_body().contains("style=\""), "CSS is inlined");
+    assert!(digest.header("Message-ID").is_some());
+    assert!(digest.header("Date").is_some());
+    assert!(digest.header("List-Id").unwrap().contains("space-daily"));
+    assert_eq!(
+        digest.header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let unsubscribe = digest.header("List-Unsubscribe").unwrap();
+    let unsubscribe = unsubscribe.trim_matches(['<', '>']).to_owned();
+    assert!(
+        digest.text_body().contains(&unsubscribe),
+        "each reader's own link is in the body"
+    );
+    assert_ne!(
+        sent[1].header("List-Unsubscribe"),
+        digest.header("List-Unsubscribe"),
+        "links are personal"
+    );
+    // Links in the text part are absolute.
+    assert!(digest.links().iter().all(|l| l.starts_with("http")));
+
+    // The one-click POST to the header's URL unsubscribes that reader.
+    let reader = digest.rcpt_to[0].clone();
+    assert_eq!(
+        app.post_raw(
+            &unsubscribe,
+            Some("application/x-www-form-urlencoded"),
+            "List-Unsubscribe=One-Click"
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        app.subscription_statuses(&reader).await[0].1,
+        "unsubscribed"
+    );
+
+    // A second send of the same day sends nothing.
+    let again = cli(&app, &["digest", "send", "--date", DAY], &[]).await;
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stdout).contains("nothing new was queued"),
+        "{}",
+        text(&again.stdout)
+    );
+    app.smtp()
+        .assert_no_more_messages(before + 2, Duration::from_secs(1))
+        .await;
+
+    // The status command reports the counts.
+    let status = text(
+        &cli(&app, &["digest", "status", "--date", DAY], &[])
+            .await
+            .stdout,
+    );
+    assert!(status.contains("2 sent"), "{status}");
+
+    // The archive shows the issue, with nothing personal in it.
+    let archive = app.get(&format!("/archive/space-daily/{DAY}")).await;
+    assert_eq!(archive.status, 200);
+    assert!(archive.body.contains("Starship flies again"));
+    assert!(!archive.body.contains("unsubscribe?token="));
+    assert!(!archive.body.contains(&reader_a));
+    let index = app.get("/archive/space-daily").await;
+    assert!(index.body.contains(&format!("/archive/space-daily/{DAY}")));
+    assert_eq!(app.get("/archive/space-daily/2026-11-21").await.status, 404);
+    assert_eq!(app.get("/archive/nope").await.status, 404);
+}
+
+#[tokio::test]
+async fn a_hostile_summary_never_reaches_the_email_or_the_archive() {
+    let app = spawn_app().await;
+    add_story(
+        &app,
+        "Hostile item",
+        "<p onclick=\"steal()\">Hi<script>alert(1)</script><a href=\"javascript:alert(2)\">x</a><img src=x onerror=alert(3)><iframe src=\"https://evil.example\"></iframe><style>@import url(https://evil.example/x.css)</style></p>",
+        at(chrono_tz::UTC, "2026-11-20 12:00"),
+    )
+    .await;
+    add_confirmed_readers(&app, "hostile", 1).await;
+    let out = cli(&app, &["digest", "send", "--date", DAY], &[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let digest = digests(&app.emails(1).await).remove(0);
+    let archive = app.get(&format!("/archive/space-daily/{DAY}")).await;
+    for body in [digest.html_body(), digest.text_body(), archive.body.clone()] {
+        let lower = body.to_lowercase();
+        for bad in [
+            "<script",
+            "javascript:",
+            "onclick",
+            "onerror",
+            "<iframe",
+            "evil.example",
+            "alert(",
+        ] {
+            assert!(!lower.contains(bad), "{bad} leaked into: {body}");
+        }
+    }
+    assert!(digest.text_body().contains("Hostile item"));
+}
+
+#[tokio::test]
+async fn a_day_with_no_stories_sends_nothing_and_says_so() {
+    let app = spawn_app().await;
+    add_confirmed_readers(&app, "quiet", 3).await;
+    let out = cli(&app, &["digest", "send", "--date", DAY], &[]).await;
+    assert!(out.status.success());
+    assert!(
+        text(&out.stdout).contains("No stories"),
+        "{}",
+        text(&out.stdout)
+    );
+    let preview = cli(&app, &["digest", "preview", "--date", DAY], &[]).await;
+    assert!(preview.status.success());
+    assert!(text(&preview.stdout).contains("No stories"));
+    app.smtp()
+        .assert_no_more_messages(0, Duration::from_millis(500))
+        .await;
+}
+
+#[tokio::test]
+async fn preview_renders_without_sending() {
+    let app = spawn_app().await;
+    add_story(
+        &app,
+        "Preview story",
+        "<p>Seen first.</p>",
+        at(chrono_tz::UTC, "2026-11-20 09:00"),
+    )
+    .await;
+    add_confirmed_readers(&app, "preview", 2).await;
+    for (format, needle) in [
+        ("text", "Subject: Space Daily"),
+        ("html", "<!DOCTYPE html>"),
+        ("eml", "List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+    ] {
+        let out = cli(
+            &app,
+            &["digest", "preview", "--date", DAY, "--format", format],
+            &[],
+        )
+        .await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains(needle),
+            "{format}: {}",
+            text(&out.stdout)
+        );
+        assert!(text(&out.stdout).contains("Preview story"));
+    }
+    app.smtp()
+        .assert_no_more_messages(0, Duration::from_millis(500))
+        .await;
+    let issues: i64 = app
+        .db(|c| {
+            spacedigest::db::schema::digest_issues::table
+                .count()
+                .get_result(c)
+        })
+        .await;
+    assert_eq!(issues, 0, "preview creates no issue");
+}
+
+#[tokio::test]
+async fn a_4xx_period_delays_and_a_5xx_fails_one_reader_only() {
+    let app = spawn_app().await;
+    add_story(
+        &app,
+        "Fault story",
+        "",
+        at(chrono_tz::UTC, "2026-11-20 09:00"),
+    )
+    .await;
+    let readers = add_confirmed_readers(&app, "fault", 20).await;
+    app.smtp().set_behaviour(Behaviour::RejectRcpt {
+        code: 451,
+        text: "4.7.1 try later".into(),
+    });
+    let app_ref = &app;
+    let flip = async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        app_ref.smtp().set_behaviour(Behaviour::RejectRcptTo {
+            address: "fault-7@example.com".into(),
+            code: 550,
+            text: "5.1.1 no such user".into(),
+        });
+    };
+    let send = tokio::task::spawn_blocking({
+        let args: Vec<String> = vec!["digest".into(), "send".into(), "--date".into(), DAY.into()];
+        let env: Vec<(String, String)> = vec![
+            ("SPACEDIGEST_DATABASE_URL".into(), app.database.url_string()),
+            ("SPACEDIGEST_BASE_URL".into(), app.address.clone()),
+            ("SPACEDIGEST_SMTP_URL".into(), app.smtp().url()),
+            ("SPACEDIGEST_RETRY_BASE_SECONDS".into(), "1".into()),
+            ("SPACEDIGEST_RETRY_MAX_SECONDS".into(), "1".into()),
+            ("SPACEDIGEST_SMTP_TIMEOUT_SECONDS".into(), "5".into()),
+            ("SPACEDIGEST_DELIVERY_LEASE_SECONDS".into(), "10".into()),
+            ("SPACEDIGEST_LOG".into(), "warn".into()),
+        ];
+        let dir = app.database.dir();
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_spacedigest"))
+                .args(&args)
+                .current_dir(dir)
+                .env_clear()
+                .envs(env)
+                .output()
+                .unwrap()
+        }
+    });
+    let (out, ()) = tokio::join!(send, flip);
+    let out = out.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("19 sent, 1 failed"),
+        "{}",
+        text(&out.stdout)
+    );
+    let delivered = digests(&app.smtp().messages());
+    assert_eq!(delivered.len(), 19);
+    for reader in readers
+        .iter()
+        .filter(|r| r.as_str() != "fault-7@example.com")
+    {
+        assert_eq!(app.smtp().messages_to(reader).len(), 1, "{reader}");
+    }
+    let failed: Vec<(String, Option<String>)> = app
+        .db(|c| {
+            outbound_emails::table
+                .filter(outbound_emails::status.eq("failed"))
+                .select((
+                    outbound_emails::recipient_email,
+                    outbound_emails::last_error,
+                ))
+                .load(c)
+        })
+        .await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].0, "fault-7@example.com");
+    assert!(failed[0].1.as_deref().unwrap().contains("no such user"));
+}
+
+#[tokio::test]
+async fn killing_the_sender_midway_loses_nobody_and_duplicates_stay_within_the_in_flight_limit() {
+    const READERS: usize = 2000;
+    const CONCURRENCY: usize = 8;
+    let mut app = spawn_app().await;
+    app.stop().await; // only the `digest send` processes below deliver
+    add_story(
+        &app,
+        "Crash story",
+        "<p>Durable.</p>",
+        at(chrono_tz::UTC, "2026-11-20 09:00"),
+    )
+    .await;
+    let readers = add_confirmed_readers(&app, "crash", READERS).await;
+    // Slow enough replies that the kill lands in the middle of the list.
+    app.smtp()
+        .set_behaviour(Behaviour::SlowDataReply(Duration::from_millis(15)));
+    let concurrency = CONCURRENCY.to_string();
+    let env = [
+        ("SPACEDIGEST_SEND_CONCURRENCY", concurrency.as_str()),
+        ("SPACEDIGEST_SMTP_TIMEOUT_SECONDS", "2"),
+        ("SPACEDIGEST_DELIVERY_LEASE_SECONDS", "4"),
+    ];
+    let spawn = |app: &TestApp| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_spacedigest"));
+        command
+            .args(["digest", "send", "--date", DAY])
+            .current_dir(app.database.dir())
+            .env_clear()
+            .env("SPACEDIGEST_DATABASE_URL", app.database.url_string())
+            .env("SPACEDIGEST_BASE_URL", &app.address)
+            .env("SPACEDIGEST_SMTP_URL", app.smtp().url())
+            .env("SPACEDIGEST_LOG", "warn")
+            .envs(env)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        command.spawn().unwrap()
+    };
+
+    let mut sender = spawn(&app);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while app.smtp().message_count() < READERS / 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sender made no progress"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sender.kill().unwrap(); // SIGKILL
+    sender.wait().unwrap();
+    let at_kill = app.smtp().message_count();
+    assert!(at_kill < READERS, "the kill came too late to test anything");
+
+    app.smtp().set_behaviour(Behaviour::Accept);
+    let resumed = tokio::task::spawn_blocking({
+        let mut child = spawn(&app);
+        move || child.wait().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(resumed.success());
+
+    let messages = app.smtp().messages();
+    let mut copies = std::collections::HashMap::<String, usize>::new();
+    for m in digests(&messages) {
+        *copies.entry(m.rcpt_to[0].clone()).or_default() += 1;
+    }
+    let missing = readers.iter().filter(|r| !copies.contains_key(*r)).count();
+    let twice = copies.values().filter(|n| **n == 2).count();
+    let more = copies.values().filter(|n| **n >= 3).count();
+    println!(
+        "crash test: {READERS} readers, killed after {at_kill} deliveries; missing {missing}, twice {twice}, three or more {more} (in-flight limit {CONCURRENCY})"
+    );
+    assert_eq!(missing, 0);
+    assert_eq!(more, 0);
+    assert!(
+        twice <= CONCURRENCY,
+        "{twice} duplicates exceed the in-flight limit {CONCURRENCY}"
+    );
+}
+
+#[tokio::test]
+async fn serve_sends_the_daily_digest_at_its_time_and_never_twice() {
+    let app = spawn_app().await;
+    let today = chrono::Utc::now();
+    add_story(
+        &app,
+        "Scheduled story",
+        "",
+        today.naive_utc() - chrono::Duration::minutes(1),
+    )
+    .await;
+    let readers = add_confirmed_readers(&app, "scheduled", 3).await;
+    // A send time already passed today: a freshly started `serve` catches up at once.
+    app.db(|c| {
+        diesel::update(newsletters::table)
+            .set(newsletters::send_at.eq("00:00"))
+            .execute(c)
+    })
+    .await;
+    let first = crate::helpers::spawn_app_on(&app).await;
+    let second = crate::helpers::spawn_app_on(&app).await;
+    let mails = app.emails(3).await;
+    assert_eq!(digests(&mails).len(), 3);
+    drop((first, second));
+    let again = crate::helpers::spawn_app_on(&app).await;
+    app.smtp()
+        .assert_no_more_messages(3, Duration::from_secs(2))
+        .await;
+    for reader in &readers {
+        assert_eq!(app.smtp().messages_to(reader).len(), 1);
+    }
+    drop(again);
+}
