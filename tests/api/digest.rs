@@ -592,3 +592,100 @@ async fn serve_sends_the_daily_digest_at_its_time_and_never_twice() {
     }
     drop(again);
 }
+
+#[tokio::test]
+async fn a_dropped_connection_mid_data_is_retried_and_nothing_is_lost() {
+    let app = spawn_app().await;
+    add_story(
+        &app,
+        "Flaky relay story",
+        "",
+        at(chrono_tz::UTC, "2026-11-20 09:00"),
+    )
+    .await;
+    let readers = add_confirmed_readers(&app, "flaky", 10).await;
+    app.smtp().set_behaviour(Behaviour::DropAfterData);
+    let app_ref = &app;
+    let recover = async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while app_ref.smtp().data_attempts() < 3 {
+            assert!(tokio::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        app_ref.smtp().set_behaviour(Behaviour::Accept);
+    };
+    let (out, ()) = tokio::join!(
+        cli(
+            &app,
+            &["digest", "send", "--date", DAY],
+            &[
+                ("SPACEDIGEST_RETRY_BASE_SECONDS", "1"),
+                ("SPACEDIGEST_RETRY_MAX_SECONDS", "1")
+            ]
+        ),
+        recover
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for reader in &readers {
+        assert_eq!(app.smtp().messages_to(reader).len(), 1, "{reader}");
+    }
+}
+
+#[tokio::test]
+async fn a_reader_who_unsubscribes_mid_send_gets_nothing_further() {
+    let mut app = spawn_app().await;
+    app.stop().await; // no worker yet: the issue is queued but not sent
+    add_story(
+        &app,
+        "Mid-send story",
+        "",
+        at(chrono_tz::UTC, "2026-11-20 09:00"),
+    )
+    .await;
+    let readers = add_confirmed_readers(&app, "midsend", 5).await;
+    let settings = app.settings.clone();
+    let queued = app
+        .db(move |c| {
+            let newsletter =
+                spacedigest::db::newsletters::by_slugs(c, &["space-daily".into()])?.remove(0);
+            let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+            Ok(spacedigest::digest::send(c, &settings, &newsletter, date).unwrap())
+        })
+        .await;
+    assert!(matches!(
+        queued,
+        spacedigest::digest::SendOutcome::Queued { recipients: 5, .. }
+    ));
+    // The reader leaves after the fan-out, before their turn.
+    let leaver = readers[2].clone();
+    let key = leaver.clone();
+    app.db(move |c| {
+        let id: i64 = subscribers::table
+            .filter(subscribers::email_key.eq(key))
+            .select(subscribers::id)
+            .first(c)?;
+        diesel::update(subscriptions::table.filter(subscriptions::subscriber_id.eq(id)))
+            .set(subscriptions::status.eq("unsubscribed"))
+            .execute(c)
+    })
+    .await;
+
+    let _worker = crate::helpers::spawn_app_on(&app).await;
+    app.emails(4).await;
+    app.smtp()
+        .assert_no_more_messages(4, Duration::from_millis(800))
+        .await;
+    assert!(app.smtp().messages_to(&leaver).is_empty());
+    let statuses: Vec<(String, String)> = app
+        .db(|c| {
+            outbound_emails::table
+                .filter(outbound_emails::kind.eq("digest"))
+                .select((outbound_emails::recipient_email, outbound_emails::status))
+                .load(c)
+        })
+        .await;
+    for (email, status) in statuses {
+        let expected = if email == leaver { "skipped" } else { "sent" };
+        assert_eq!(status, expected, "{email}");
+    }
+}
