@@ -4,7 +4,7 @@
 
 pub mod backoff;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -60,8 +60,13 @@ pub struct DeliveryWorker {
     settings: DeliverySettings,
     personaliser: Personaliser,
     limits: Vec<governor::DefaultDirectRateLimiter>,
+    /// Issue bodies never change once created, so each is read once, not once per batch.
+    issues: Mutex<HashMap<i64, Arc<digests::IssueBody>>>,
     signal: QueueSignal,
 }
+
+/// Issues kept in the cache; a worker rarely sends more than a few at a time.
+const CACHED_ISSUES: usize = 64;
 
 impl DeliveryWorker {
     /// A worker on this pool and transport.
@@ -73,6 +78,7 @@ impl DeliveryWorker {
             settings: policy.settings.delivery.clone(),
             personaliser: Personaliser::new(policy.settings.clone(), policy.signer.clone()),
             limits: rate_limits(&policy.settings.delivery),
+            issues: Mutex::new(HashMap::new()),
             signal,
         }
     }
@@ -134,26 +140,36 @@ impl DeliveryWorker {
         // batch: keeping it to the concurrency bounds duplicates by the in-flight limit.
         let limit = i64::try_from(self.settings.concurrency).unwrap_or(i64::MAX);
         let lease = self.settings.lease;
-        let (batch, issues) = db::run(&self.pool, move |conn| {
+        let known: Vec<i64> = self.cached_issues().keys().copied().collect();
+        let (batch, loaded) = db::run(&self.pool, move |conn| {
             let now = db::now();
             let batch = outbound::claim(conn, limit, now, now + lease)?;
-            let mut issue_ids: Vec<i64> = batch.iter().filter_map(|e| e.issue_id).collect();
-            issue_ids.sort_unstable();
-            issue_ids.dedup();
-            let issues = if issue_ids.is_empty() {
-                HashMap::new()
+            let mut missing: Vec<i64> = batch
+                .iter()
+                .filter_map(|e| e.issue_id)
+                .filter(|id| !known.contains(id))
+                .collect();
+            missing.sort_unstable();
+            missing.dedup();
+            let loaded = if missing.is_empty() {
+                Vec::new()
             } else {
-                digests::bodies(conn, &issue_ids)?
-                    .into_iter()
-                    .map(|issue| (issue.id, issue))
-                    .collect()
+                digests::bodies(conn, &missing)?
             };
-            Ok((batch, issues))
+            Ok((batch, loaded))
         })
         .await?;
         if batch.is_empty() {
             return Ok(0);
         }
+        let issues = {
+            let mut cache = self.cached_issues();
+            if cache.len() + loaded.len() > CACHED_ISSUES {
+                cache.clear();
+            }
+            cache.extend(loaded.into_iter().map(|issue| (issue.id, Arc::new(issue))));
+            cache.clone()
+        };
         let issues = &issues;
         let count = batch.len();
         let outcomes: Vec<(outbound::QueuedEmail, Outcome)> = futures_util::stream::iter(batch)
@@ -169,6 +185,12 @@ impl DeliveryWorker {
             .await;
         self.record(outcomes).await;
         Ok(count)
+    }
+
+    fn cached_issues(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<digests::IssueBody>>> {
+        self.issues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn send(&self, email: &outbound::QueuedEmail, list_id: Option<&str>) -> Outcome {

@@ -1,6 +1,7 @@
 //! Turns a claimed digest row into the reader's own copy of the issue.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::UNSUBSCRIBE_PLACEHOLDER;
 use crate::config::Settings;
@@ -26,7 +27,7 @@ impl Personaliser {
     pub fn apply(
         &self,
         email: &mut QueuedEmail,
-        issues: &HashMap<i64, IssueBody>,
+        issues: &HashMap<i64, Arc<IssueBody>>,
     ) -> Result<Option<String>, String> {
         let (Some(issue_id), Some(subscription_id)) = (email.issue_id, email.subscription_id)
         else {

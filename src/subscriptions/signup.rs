@@ -96,7 +96,7 @@ pub fn subscribe(
 
         let pending = subscribers::newsletters_with_status(conn, subscriber.id, Status::Pending)?;
         let rendered = RenderedEmail::confirmation(&ConfirmationEmail {
-            name: subscriber_name(request),
+            name: name.map(str::to_owned),
             confirm_url: policy
                 .settings
                 .link(&format!("/subscriptions/confirm?token={token}")),
@@ -123,10 +123,6 @@ pub fn subscribe(
         )?;
         Ok(SignupOutcome::ConfirmationQueued)
     })
-}
-
-fn subscriber_name(request: &SignupRequest) -> Option<String> {
-    request.name.as_ref().map(|n| n.as_str().to_owned())
 }
 
 /// At most one confirmation email per address per resend interval, and a daily cap, so

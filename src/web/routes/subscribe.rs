@@ -326,6 +326,10 @@ async fn invalid(
     input: &SignupInput,
     errors: FormErrors,
 ) -> HttpResponse {
+    // Only the re-rendered form needs the newsletters; JSON field errors do not.
+    if format == Format::Json {
+        return invalid_with(&[], format, input, errors);
+    }
     match crate::db::run(&state.pool, newsletters::all).await {
         Ok(all) => invalid_with(&all, format, input, errors),
         Err(error) => responses::unavailable(format, &error),
