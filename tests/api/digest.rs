@@ -562,14 +562,8 @@ async fn killing_the_sender_midway_loses_nobody_and_duplicates_stay_within_the_i
 #[tokio::test]
 async fn serve_sends_the_daily_digest_at_its_time_and_never_twice() {
     let app = spawn_app().await;
-    let today = chrono::Utc::now();
-    add_story(
-        &app,
-        "Scheduled story",
-        "",
-        today.naive_utc() - chrono::Duration::minutes(1),
-    )
-    .await;
+    // Readers and the send time come first: the app's own scheduler may tick at any moment,
+    // and the story is what makes the day sendable.
     let readers = add_confirmed_readers(&app, "scheduled", 3).await;
     // A send time already passed today: a freshly started `serve` catches up at once.
     app.db(|c| {
@@ -578,13 +572,47 @@ async fn serve_sends_the_daily_digest_at_its_time_and_never_twice() {
             .execute(c)
     })
     .await;
+    let today = chrono::Utc::now();
+    add_story(
+        &app,
+        "Scheduled story",
+        "",
+        today.naive_utc() - chrono::Duration::minutes(1),
+    )
+    .await;
     let first = crate::helpers::spawn_app_on(&app).await;
     let second = crate::helpers::spawn_app_on(&app).await;
     // Generous: under a loaded CI machine two apps start, migrate and tick.
-    let mails = app
-        .smtp()
-        .wait_for_messages(3, Duration::from_secs(45))
-        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
+    while app.smtp().message_count() < 3 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if app.smtp().message_count() < 3 {
+        let issues: Vec<(i64, Option<NaiveDateTime>)> = app
+            .db(|c| {
+                use spacedigest::db::schema::digest_issues;
+                digest_issues::table
+                    .select((digest_issues::id, digest_issues::fanned_out_at))
+                    .load(c)
+            })
+            .await;
+        let queue: Vec<(String, i32, Option<String>)> = app
+            .db(|c| {
+                outbound_emails::table
+                    .select((
+                        outbound_emails::status,
+                        outbound_emails::attempts,
+                        outbound_emails::last_error,
+                    ))
+                    .load(c)
+            })
+            .await;
+        panic!(
+            "digests did not arrive: issues {issues:?}, queue {queue:?}, now {}",
+            chrono::Utc::now()
+        );
+    }
+    let mails = app.smtp().messages();
     assert_eq!(digests(&mails).len(), 3);
     drop((first, second));
     let again = crate::helpers::spawn_app_on(&app).await;
