@@ -161,8 +161,12 @@ pub enum SqliteSynchronous {
 /// How the delivery worker talks to the mail server and retries.
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
-    /// Messages in flight at once (also the SMTP connection pool size).
+    /// SMTP sessions per worker, each sending one message at a time.
     pub concurrency: usize,
+    /// Most messages a worker may have sent without having recorded them yet: what a crash
+    /// can at worst send twice. Outcomes are committed in groups, so this also bounds how
+    /// far sending may run ahead of the database.
+    pub in_flight: usize,
     /// How long one SMTP command may take before the attempt counts as failed.
     pub smtp_timeout: Duration,
     /// How long a claimed email stays invisible to other workers.
@@ -259,6 +263,8 @@ struct RawSettings {
     confirmations_per_day: u32,
     #[serde(default = "defaults::send_concurrency")]
     send_concurrency: usize,
+    #[serde(default)]
+    send_in_flight: Option<usize>,
     #[serde(default = "defaults::smtp_timeout_seconds")]
     smtp_timeout_seconds: u64,
     #[serde(default = "defaults::delivery_lease_seconds")]
@@ -316,7 +322,12 @@ mod defaults {
         5
     }
     pub fn send_concurrency() -> usize {
-        8
+        16
+    }
+    /// Enough that group commits keep the sessions busy, small enough that a crash
+    /// repeats little.
+    pub fn send_in_flight(concurrency: usize) -> usize {
+        (4 * concurrency).max(64)
     }
     pub fn smtp_timeout_seconds() -> u64 {
         30
@@ -480,6 +491,15 @@ impl RawSettings {
                 "must be between 1 and 1024",
             ));
         }
+        let in_flight = self
+            .send_in_flight
+            .unwrap_or_else(|| defaults::send_in_flight(self.send_concurrency));
+        if in_flight < self.send_concurrency || in_flight > 65536 {
+            return Err(ConfigError::new(
+                "send_in_flight",
+                "must be at least SPACEDIGEST_SEND_CONCURRENCY and at most 65536",
+            ));
+        }
         if self.confirmations_per_day == 0 {
             return Err(ConfigError::new(
                 "confirmations_per_day",
@@ -508,6 +528,7 @@ impl RawSettings {
             confirmations_per_day: self.confirmations_per_day,
             delivery: DeliverySettings {
                 concurrency: self.send_concurrency,
+                in_flight,
                 smtp_timeout: Duration::from_secs(smtp_timeout),
                 lease: Duration::from_secs(lease),
                 retry_base: Duration::from_secs(retry_base),

@@ -10,12 +10,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app;
 use crate::config::Settings;
-use crate::db::digests::{self, IssueCounts};
+use crate::db::digests::{self, IssueBody, IssueCounts};
 use crate::db::newsletters::{self, Newsletter};
-use crate::db::outbound::QueuedEmail;
 use crate::db::{self, Pool};
 use crate::delivery::QueueSignal;
-use crate::digest::{self, SendOutcome};
+use crate::digest::{self, Personaliser, SendOutcome};
 use crate::domain::NewsletterSlug;
 
 /// `digest …`
@@ -124,33 +123,50 @@ async fn preview(
         return Ok(());
     }
     let sample_unsubscribe = settings.link("/unsubscribe?token=PREVIEW");
-    let rendered =
-        digest::render_digest(settings, newsletter, date, &stories, &sample_unsubscribe)?;
+    let rendered = digest::render_digest(
+        settings,
+        newsletter,
+        date,
+        &stories,
+        digest::UNSUBSCRIBE_PLACEHOLDER,
+    )?;
     let email = rendered.email;
     match format {
-        PreviewFormat::Text => println!("Subject: {}\n\n{}", email.subject, email.text),
-        PreviewFormat::Html => println!("{}", email.html),
+        PreviewFormat::Text => println!(
+            "Subject: {}\n\n{}",
+            email.subject,
+            email
+                .text
+                .replace(digest::UNSUBSCRIBE_PLACEHOLDER, &sample_unsubscribe)
+        ),
+        PreviewFormat::Html => println!(
+            "{}",
+            email
+                .html
+                .replace(digest::UNSUBSCRIBE_PLACEHOLDER, &sample_unsubscribe)
+        ),
         PreviewFormat::Eml => {
-            let queued = QueuedEmail {
+            // Exactly the path a real send takes, so the size and bytes are the real ones.
+            let policy = app::policy(settings, pool).await?;
+            let personaliser = Personaliser::new(settings.clone(), policy.signer);
+            let issue = personaliser.prepare(&IssueBody {
                 id: 0,
-                kind: "digest".into(),
-                recipient_email: "reader@example.com".into(),
-                recipient_name: Some("Preview Reader".into()),
                 subject: email.subject,
                 body_text: email.text,
                 body_html: email.html,
-                list_unsubscribe: Some(sample_unsubscribe),
-                message_id: crate::mail::new_message_id(&settings.from),
-                attempts: 0,
-                created_at: db::now(),
-                issue_id: None,
-                subscription_id: None,
-            };
-            let host = settings.base_url.host_str().unwrap_or("localhost");
-            let list_id = format!("{} <{}.{host}>", newsletter.title, newsletter.slug);
-            let message = crate::mail::build_message(&settings.from, &queued, Some(&list_id))
+                newsletter_slug: newsletter.slug.clone(),
+                newsletter_title: newsletter.title.clone(),
+            });
+            let message = personaliser
+                .digest_copy(
+                    &issue,
+                    "reader@example.com",
+                    Some("Preview Reader"),
+                    &crate::mail::new_message_id(&settings.from),
+                    &sample_unsubscribe,
+                )
                 .map_err(anyhow::Error::msg)?;
-            print!("{}", String::from_utf8_lossy(&message.formatted()));
+            print!("{}", String::from_utf8_lossy(&message.bytes));
         }
     }
     Ok(())
@@ -165,6 +181,7 @@ async fn send(
     let policy = app::policy(settings, pool).await?;
     let for_send = newsletter.clone();
     let send_settings = settings.clone();
+    let queueing = Instant::now();
     let outcome = db::run_with(pool, move |conn| {
         digest::send(conn, &send_settings, &for_send, date)
     })
@@ -182,8 +199,9 @@ async fn send(
             recipients,
         } => {
             println!(
-                "Sending the {date} issue of {} to {recipients} readers.",
-                newsletter.title
+                "Sending the {date} issue of {} to {recipients} readers (queued in {:.3} s).",
+                newsletter.title,
+                queueing.elapsed().as_secs_f64()
             );
             issue_id
         }

@@ -214,6 +214,22 @@ pub fn mark_sent(conn: &mut DbConnection, ids: &[i64], now: NaiveDateTime) -> Qu
     Ok(())
 }
 
+/// Gives back claimed emails that were never attempted (the worker is stopping): they are
+/// due again at once, for this or another worker, and the attempt is not counted.
+pub fn release(conn: &mut DbConnection, ids: &[i64], now: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(
+        outbound_emails::table
+            .filter(outbound_emails::id.eq_any(ids))
+            .filter(outbound_emails::status.eq(status::PENDING)),
+    )
+    .set((
+        outbound_emails::next_attempt_at.eq(now),
+        outbound_emails::attempts.eq(outbound_emails::attempts - 1),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
 /// Schedules another attempt after a transient failure.
 pub fn schedule_retry(
     conn: &mut DbConnection,

@@ -49,6 +49,7 @@ mod tests {
 
     fn settings() -> DeliverySettings {
         DeliverySettings {
+            in_flight: 64,
             concurrency: 1,
             smtp_timeout: Duration::from_secs(30),
             lease: Duration::from_secs(120),

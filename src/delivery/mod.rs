@@ -1,26 +1,34 @@
-//! The delivery worker: claims due emails from the durable queue, sends them through the
-//! pooled transport, and records each outcome. At-least-once: a crash between the
+//! The delivery worker: claims due emails from the durable queue, sends them through
+//! long-lived SMTP sessions, and records each outcome. At-least-once: a crash between the
 //! server's 250 and the record re-sends only what was in flight.
+//!
+//! Three stages, joined by channels, keep the wire busy:
+//! - the **claimer** leases due rows in chunks (one short transaction per chunk) and keeps
+//!   a queue of at most two chunks ahead of the senders;
+//! - `SPACEDIGEST_SEND_CONCURRENCY` **senders**, each owning one SMTP connection, build
+//!   each reader's copy and send it;
+//! - the **recorder** commits outcomes in groups: whatever has finished since its last
+//!   commit goes into the next one.
+//!
+//! A sender takes an in-flight permit before it sends and the recorder returns it only
+//! once the outcome is committed, so at most `SPACEDIGEST_SEND_IN_FLIGHT` emails are ever
+//! sent but unrecorded: that is all a crash can repeat.
 
 pub mod backoff;
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use futures_util::StreamExt;
-use lettre::message::Mailbox;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
-
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
 
 use governor::Quota;
+use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::DeliverySettings;
 use crate::db::{self, Pool, StorageError, digests, outbound};
-use crate::digest::Personaliser;
-use crate::mail::{Mailer, SendError, build_message};
+use crate::digest::{Personaliser, PreparedIssue};
+use crate::mail::{MailSession, Mailer, SendError};
 use crate::subscriptions::Policy;
 use backoff::Retry;
 
@@ -28,6 +36,10 @@ use backoff::Retry;
 const EXPIRED_TOKEN_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How often a worker removes expired confirmation tokens.
 const CLEANUP_INTERVAL: Duration = Duration::from_secs(3600);
+/// Issues kept prepared; a worker rarely sends more than a few at a time.
+const CACHED_ISSUES: usize = 64;
+/// Most outcomes committed in one transaction.
+const RECORD_BATCH: usize = 1024;
 
 /// Wakes the worker when new email is queued, so it need not wait for the next poll.
 #[derive(Debug, Clone, Default)]
@@ -48,25 +60,38 @@ impl QueueSignal {
 #[derive(Debug)]
 enum Outcome {
     Sent,
-    Retry { error: String },
-    Failed { error: String },
+    Retry {
+        error: String,
+    },
+    Failed {
+        error: String,
+    },
+    /// Not attempted: the worker is stopping, so the claim is given back.
+    Released,
+}
+
+/// A claimed email and, for a digest, its prepared issue.
+struct Job {
+    email: outbound::QueuedEmail,
+    issue: Option<Arc<PreparedIssue>>,
+}
+
+/// A finished job on its way to the recorder, holding its in-flight permit.
+struct Finished {
+    email: outbound::QueuedEmail,
+    outcome: Outcome,
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 /// Sends queued email until cancelled.
 pub struct DeliveryWorker {
     pool: Pool,
     mailer: Mailer,
-    from: Mailbox,
     settings: DeliverySettings,
-    personaliser: Personaliser,
-    limits: Vec<governor::DefaultDirectRateLimiter>,
-    /// Issue bodies never change once created, so each is read once, not once per batch.
-    issues: Mutex<HashMap<i64, Arc<digests::IssueBody>>>,
+    personaliser: Arc<Personaliser>,
+    limits: Arc<Vec<governor::DefaultDirectRateLimiter>>,
     signal: QueueSignal,
 }
-
-/// Issues kept in the cache; a worker rarely sends more than a few at a time.
-const CACHED_ISSUES: usize = 64;
 
 impl DeliveryWorker {
     /// A worker on this pool and transport.
@@ -74,73 +99,124 @@ impl DeliveryWorker {
         Self {
             pool,
             mailer,
-            from: policy.settings.from.clone(),
             settings: policy.settings.delivery.clone(),
-            personaliser: Personaliser::new(policy.settings.clone(), policy.signer.clone()),
-            limits: rate_limits(&policy.settings.delivery),
-            issues: Mutex::new(HashMap::new()),
+            personaliser: Arc::new(Personaliser::new(
+                policy.settings.clone(),
+                policy.signer.clone(),
+            )),
+            limits: Arc::new(rate_limits(&policy.settings.delivery)),
             signal,
         }
     }
 
-    /// Runs until `shutdown` is cancelled; a batch in flight is finished and recorded first.
+    /// Runs until `shutdown` is cancelled. Then nothing new is claimed, sends under way
+    /// finish, claimed emails not yet attempted are given back, and every outcome is
+    /// recorded before this returns.
     pub async fn run(self, shutdown: CancellationToken) {
+        let chunk = claim_chunk(&self.settings);
         tracing::info!(
             concurrency = self.settings.concurrency,
+            in_flight = self.settings.in_flight,
+            chunk,
             "delivery worker started"
         );
+        let (work_tx, work_rx) = mpsc::channel::<Job>(2 * chunk);
+        let work_rx = Arc::new(Mutex::new(work_rx));
+        let (done_tx, done_rx) = mpsc::unbounded_channel::<Finished>();
+        let in_flight = Arc::new(Semaphore::new(self.settings.in_flight));
+        let senders: Vec<_> = (0..self.settings.concurrency)
+            .map(|_| {
+                let sender = Sender {
+                    session: self.mailer.session(),
+                    personaliser: Arc::clone(&self.personaliser),
+                    limits: Arc::clone(&self.limits),
+                    jobs: Arc::clone(&work_rx),
+                    done: done_tx.clone(),
+                    in_flight: Arc::clone(&in_flight),
+                    shutdown: shutdown.clone(),
+                };
+                tokio::spawn(sender.run())
+            })
+            .collect();
+        drop(done_tx);
+        let recorder = tokio::spawn(record_outcomes(
+            self.pool.clone(),
+            self.settings.clone(),
+            done_rx,
+        ));
+        self.claim_until_cancelled(work_tx, chunk, &shutdown).await;
+        for sender in senders {
+            if let Err(error) = sender.await {
+                tracing::error!(%error, "a delivery task ended abnormally");
+            }
+        }
+        if let Err(error) = recorder.await {
+            tracing::error!(%error, "the delivery recorder ended abnormally");
+        }
+        tracing::info!("delivery worker stopped");
+    }
+
+    /// The claimer: keeps the senders' queue filled until cancelled.
+    async fn claim_until_cancelled(
+        &self,
+        queue: mpsc::Sender<Job>,
+        chunk: usize,
+        shutdown: &CancellationToken,
+    ) {
+        let mut issues: HashMap<i64, Arc<PreparedIssue>> = HashMap::new();
         let mut storage_backoff = Duration::from_millis(250);
         let mut next_cleanup = tokio::time::Instant::now();
-        while !shutdown.is_cancelled() {
+        loop {
             if tokio::time::Instant::now() >= next_cleanup {
                 self.delete_expired_tokens().await;
                 next_cleanup = tokio::time::Instant::now() + CLEANUP_INTERVAL;
             }
-            match self.deliver_batch().await {
-                Ok(0) => {
+            // Claim only once the queue has room for a whole chunk, so a lease is never
+            // taken on an email that would wait long for a sender.
+            let room = tokio::select! {
+                room = queue.reserve_many(chunk) => room,
+                () = shutdown.cancelled() => return,
+            };
+            let Ok(room) = room else { return };
+            match self.claim(chunk, &mut issues).await {
+                Ok(jobs) if jobs.is_empty() => {
                     storage_backoff = Duration::from_millis(250);
+                    drop(room);
                     tokio::select! {
                         () = self.signal.notified() => {}
                         () = tokio::time::sleep(self.settings.poll_interval) => {}
-                        () = shutdown.cancelled() => {}
+                        () = shutdown.cancelled() => return,
                     }
                 }
-                Ok(_) => storage_backoff = Duration::from_millis(250),
+                Ok(jobs) => {
+                    storage_backoff = Duration::from_millis(250);
+                    for (slot, job) in room.zip(jobs) {
+                        slot.send(job);
+                    }
+                }
                 Err(error) => {
                     // The database is down or busy: wait and try again; the rows are safe.
                     tracing::warn!(%error, retry_in = ?storage_backoff, "delivery worker cannot reach the queue");
+                    drop(room);
                     tokio::select! {
                         () = tokio::time::sleep(storage_backoff) => {}
-                        () = shutdown.cancelled() => {}
+                        () = shutdown.cancelled() => return,
                     }
                     storage_backoff = (storage_backoff * 2).min(Duration::from_secs(30));
                 }
             }
         }
-        tracing::info!("delivery worker stopped");
     }
 
-    /// Expired confirmation tokens can never be used again: remove them, a week late, so
-    /// an old link still explains that it expired rather than that it is unknown.
-    async fn delete_expired_tokens(&self) {
-        match db::run(&self.pool, |conn| {
-            db::confirmation_tokens::delete_expired(conn, db::now() - EXPIRED_TOKEN_GRACE)
-        })
-        .await
-        {
-            Ok(0) => {}
-            Ok(deleted) => tracing::info!(deleted, "expired confirmation tokens removed"),
-            Err(error) => tracing::warn!(%error, "cannot remove expired confirmation tokens"),
-        }
-    }
-
-    /// Claims, sends and records one batch; returns how many emails it handled.
-    pub async fn deliver_batch(&self) -> Result<usize, StorageError> {
-        // A batch is recorded once all its sends finish, so a crash re-sends at most one
-        // batch: keeping it to the concurrency bounds duplicates by the in-flight limit.
-        let limit = i64::try_from(self.settings.concurrency).unwrap_or(i64::MAX);
+    /// Leases up to `limit` due emails, preparing any issue not seen before.
+    async fn claim(
+        &self,
+        limit: usize,
+        issues: &mut HashMap<i64, Arc<PreparedIssue>>,
+    ) -> Result<Vec<Job>, StorageError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let lease = self.settings.lease;
-        let known: Vec<i64> = self.cached_issues().keys().copied().collect();
+        let known: Vec<i64> = issues.keys().copied().collect();
         let (batch, loaded) = db::run(&self.pool, move |conn| {
             let now = db::now();
             let batch = outbound::claim(conn, limit, now, now + lease)?;
@@ -159,79 +235,164 @@ impl DeliveryWorker {
             Ok((batch, loaded))
         })
         .await?;
-        if batch.is_empty() {
-            return Ok(0);
-        }
-        let issues = {
-            let mut cache = self.cached_issues();
-            if cache.len() + loaded.len() > CACHED_ISSUES {
-                cache.clear();
+        if !loaded.is_empty() {
+            if issues.len() + loaded.len() > CACHED_ISSUES {
+                issues.clear();
             }
-            cache.extend(loaded.into_iter().map(|issue| (issue.id, Arc::new(issue))));
-            cache.clone()
-        };
-        let issues = &issues;
-        let count = batch.len();
-        let outcomes: Vec<(outbound::QueuedEmail, Outcome)> = futures_util::stream::iter(batch)
-            .map(|mut email| async move {
-                let outcome = match self.personaliser.apply(&mut email, issues) {
-                    Ok(list_id) => self.send(&email, list_id.as_deref()).await,
-                    Err(error) => Outcome::Failed { error },
-                };
-                (email, outcome)
+            for issue in loaded {
+                // Issue bodies never change once created: each is encoded once here.
+                issues.insert(issue.id, Arc::new(self.personaliser.prepare(&issue)));
+            }
+        }
+        Ok(batch
+            .into_iter()
+            .map(|email| Job {
+                issue: email.issue_id.and_then(|id| issues.get(&id).cloned()),
+                email,
             })
-            .buffer_unordered(self.settings.concurrency)
-            .collect()
-            .await;
-        self.record(outcomes).await;
-        Ok(count)
+            .collect())
     }
 
-    fn cached_issues(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<digests::IssueBody>>> {
-        self.issues
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Expired confirmation tokens can never be used again: remove them, a week late, so
+    /// an old link still explains that it expired rather than that it is unknown.
+    async fn delete_expired_tokens(&self) {
+        match db::run(&self.pool, |conn| {
+            db::confirmation_tokens::delete_expired(conn, db::now() - EXPIRED_TOKEN_GRACE)
+        })
+        .await
+        {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "expired confirmation tokens removed"),
+            Err(error) => tracing::warn!(%error, "cannot remove expired confirmation tokens"),
+        }
+    }
+}
+
+/// How many emails one claim leases. Two chunks may wait for senders, and a claimed
+/// email must go out well within its lease, so a relay quota makes chunks smaller.
+fn claim_chunk(settings: &DeliverySettings) -> usize {
+    let mut chunk = (settings.concurrency * 8).clamp(32, 512);
+    let quarter_lease = settings.lease.as_secs_f64() / 4.0;
+    let per_second = [
+        f64::from(settings.rate_per_second),
+        f64::from(settings.rate_per_hour) / 3600.0,
+    ];
+    for rate in per_second.into_iter().filter(|rate| *rate > 0.0) {
+        // Truncation is intended: a whole number of emails, at least one.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let affordable = (rate * quarter_lease / 2.0) as usize;
+        chunk = chunk.min(affordable.max(1));
+    }
+    chunk
+}
+
+/// One SMTP session's task.
+struct Sender {
+    session: MailSession,
+    personaliser: Arc<Personaliser>,
+    limits: Arc<Vec<governor::DefaultDirectRateLimiter>>,
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    done: mpsc::UnboundedSender<Finished>,
+    in_flight: Arc<Semaphore>,
+    shutdown: CancellationToken,
+}
+
+impl Sender {
+    async fn run(mut self) {
+        loop {
+            let job = self.jobs.lock().await.recv().await;
+            let Some(Job { email, issue }) = job else {
+                return;
+            };
+            let finished = if self.shutdown.is_cancelled() {
+                Finished {
+                    email,
+                    outcome: Outcome::Released,
+                    _permit: None,
+                }
+            } else {
+                let Ok(permit) = Arc::clone(&self.in_flight).acquire_owned().await else {
+                    return;
+                };
+                let outcome = self.send(&email, issue.as_deref()).await;
+                Finished {
+                    email,
+                    outcome,
+                    _permit: Some(permit),
+                }
+            };
+            if self.done.send(finished).is_err() {
+                return;
+            }
+        }
     }
 
-    async fn send(&self, email: &outbound::QueuedEmail, list_id: Option<&str>) -> Outcome {
-        let message = match build_message(&self.from, email, list_id) {
+    async fn send(
+        &mut self,
+        email: &outbound::QueuedEmail,
+        issue: Option<&PreparedIssue>,
+    ) -> Outcome {
+        let message = match self.personaliser.message(email, issue) {
             Ok(message) => message,
             Err(error) => return Outcome::Failed { error },
         };
-        for limit in &self.limits {
+        for limit in self.limits.iter() {
             limit.until_ready().await;
         }
-        match self.mailer.send(message).await {
+        match self.session.send(&message).await {
             Ok(()) => Outcome::Sent,
             Err(SendError::Permanent(error)) => Outcome::Failed { error },
             Err(SendError::Transient(error)) => Outcome::Retry { error },
         }
     }
+}
 
-    /// Writes the outcomes, retrying while the database is unreachable: losing the record
-    /// of a sent email would send it again after the lease.
-    async fn record(&self, outcomes: Vec<(outbound::QueuedEmail, Outcome)>) {
-        let settings = self.settings.clone();
-        let outcomes = Arc::new(outcomes);
-        let mut wait = Duration::from_millis(100);
-        for attempt in 1.. {
-            let outcomes = Arc::clone(&outcomes);
-            let settings = settings.clone();
-            let result = db::run(&self.pool, move |conn| {
-                db::write_transaction(conn, |conn| record_outcomes(conn, &settings, &outcomes))
-            })
-            .await;
-            match result {
-                Ok(()) => return,
-                Err(error) if attempt < 20 => {
-                    tracing::warn!(%error, attempt, "cannot record delivery outcomes yet");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(5));
-                }
-                Err(error) => {
-                    tracing::error!(%error, "giving up recording delivery outcomes; the lease will bring these emails back");
-                    return;
-                }
+/// The recorder: commits whatever has finished since its last commit, until every
+/// sender is gone. Permits return to the senders as their outcomes commit.
+async fn record_outcomes(
+    pool: Pool,
+    settings: DeliverySettings,
+    mut finished: mpsc::UnboundedReceiver<Finished>,
+) {
+    while let Some(first) = finished.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < RECORD_BATCH {
+            match finished.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        record(&pool, &settings, batch).await;
+    }
+}
+
+/// Writes a group of outcomes, retrying while the database is unreachable: losing the
+/// record of a sent email would send it again after the lease.
+async fn record(pool: &Pool, settings: &DeliverySettings, batch: Vec<Finished>) {
+    let outcomes: Arc<Vec<(outbound::QueuedEmail, Outcome)>> = Arc::new(
+        batch
+            .into_iter()
+            .map(|finished| (finished.email, finished.outcome))
+            .collect(),
+    );
+    let mut wait = Duration::from_millis(100);
+    for attempt in 1.. {
+        let outcomes = Arc::clone(&outcomes);
+        let settings = settings.clone();
+        let result = db::run(pool, move |conn| {
+            db::write_transaction(conn, |conn| write_outcomes(conn, &settings, &outcomes))
+        })
+        .await;
+        match result {
+            Ok(()) => return,
+            Err(error) if attempt < 20 => {
+                tracing::warn!(%error, attempt, "cannot record delivery outcomes yet");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => {
+                tracing::error!(%error, "giving up recording delivery outcomes; the lease will bring these emails back");
+                return;
             }
         }
     }
@@ -248,25 +409,32 @@ fn rate_limits(settings: &DeliverySettings) -> Vec<governor::DefaultDirectRateLi
         .collect()
 }
 
-fn record_outcomes(
+fn write_outcomes(
     conn: &mut db::DbConnection,
     settings: &DeliverySettings,
     outcomes: &[(outbound::QueuedEmail, Outcome)],
 ) -> diesel::QueryResult<()> {
     let now = db::now();
-    let sent: Vec<i64> = outcomes
-        .iter()
-        .filter(|(_, outcome)| matches!(outcome, Outcome::Sent))
-        .map(|(email, _)| email.id)
-        .collect();
+    let ids_of = |wanted: fn(&Outcome) -> bool| -> Vec<i64> {
+        outcomes
+            .iter()
+            .filter(|(_, outcome)| wanted(outcome))
+            .map(|(email, _)| email.id)
+            .collect()
+    };
+    let sent = ids_of(|outcome| matches!(outcome, Outcome::Sent));
     if !sent.is_empty() {
         outbound::mark_sent(conn, &sent, now)?;
+        tracing::debug!(count = sent.len(), "emails sent");
+    }
+    let released = ids_of(|outcome| matches!(outcome, Outcome::Released));
+    if !released.is_empty() {
+        outbound::release(conn, &released, now)?;
+        tracing::info!(count = released.len(), "claimed emails given back");
     }
     for (email, outcome) in outcomes {
         match outcome {
-            Outcome::Sent => {
-                tracing::info!(email_id = email.id, kind = %email.kind, "email sent");
-            }
+            Outcome::Sent | Outcome::Released => {}
             Outcome::Failed { error } => {
                 tracing::warn!(email_id = email.id, kind = %email.kind, %error, "email failed permanently");
                 outbound::mark_failed(conn, email.id, now, error)?;
@@ -287,4 +455,35 @@ fn record_outcomes(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(concurrency: usize, per_second: u32, per_hour: u32) -> DeliverySettings {
+        DeliverySettings {
+            concurrency,
+            in_flight: 64,
+            smtp_timeout: Duration::from_secs(30),
+            lease: Duration::from_secs(120),
+            retry_base: Duration::from_secs(300),
+            retry_max: Duration::from_secs(4000),
+            give_up_after: Duration::from_secs(3600),
+            poll_interval: Duration::from_secs(1),
+            rate_per_second: per_second,
+            rate_per_hour: per_hour,
+        }
+    }
+
+    #[test]
+    fn chunks_grow_with_concurrency_and_shrink_under_a_relay_quota() {
+        assert_eq!(claim_chunk(&settings(1, 0, 0)), 32);
+        assert_eq!(claim_chunk(&settings(16, 0, 0)), 128);
+        assert_eq!(claim_chunk(&settings(1024, 0, 0)), 512);
+        // 10/s for a quarter of a 120 s lease, split over the two queued chunks.
+        assert_eq!(claim_chunk(&settings(16, 10, 0)), 128);
+        assert_eq!(claim_chunk(&settings(16, 2, 0)), 30);
+        assert_eq!(claim_chunk(&settings(16, 0, 100)), 1);
+    }
 }

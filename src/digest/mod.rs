@@ -5,7 +5,7 @@ mod personalise;
 mod render;
 pub mod scheduler;
 
-pub use personalise::Personaliser;
+pub use personalise::{Personaliser, PreparedIssue};
 pub use render::{UNSUBSCRIBE_PLACEHOLDER, render_digest};
 
 use chrono::NaiveDate;

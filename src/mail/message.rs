@@ -3,8 +3,12 @@
 use std::str::FromStr;
 
 use lettre::Message;
-use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{
+    self, ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
+};
+use lettre::message::{Body, Mailbox, MessageBuilder, MultiPart};
+
+use super::transport::Outgoing;
 
 use crate::db::outbound::QueuedEmail;
 
@@ -68,33 +72,234 @@ pub fn new_message_id(from: &Mailbox) -> String {
     format!("{}@{}", hex::encode(&random[..16]), from.email.domain())
 }
 
+/// What identifies one copy of an email, apart from its body.
+pub struct Envelope<'a> {
+    /// `From`.
+    pub from: &'a Mailbox,
+    /// `To` address.
+    pub recipient_email: &'a str,
+    /// `To` display name.
+    pub recipient_name: Option<&'a str>,
+    /// `Subject`.
+    pub subject: &'a str,
+    /// `Message-ID` without angle brackets.
+    pub message_id: &'a str,
+    /// `List-Id`, for digests.
+    pub list_id: Option<&'a str>,
+    /// One-click unsubscribe URL for `List-Unsubscribe`.
+    pub list_unsubscribe: Option<&'a str>,
+}
+
+impl Envelope<'_> {
+    fn builder(&self) -> Result<MessageBuilder, String> {
+        let address = lettre::Address::from_str(self.recipient_email)
+            .map_err(|e| format!("invalid recipient address: {e}"))?;
+        let to = Mailbox::new(self.recipient_name.map(str::to_owned), address);
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(self.subject)
+            .message_id(Some(format!("<{}>", self.message_id)))
+            .date_now();
+        if let Some(list_id) = self.list_id {
+            builder = builder.header(ListId(list_id.to_owned()));
+        }
+        if let Some(url) = self.list_unsubscribe {
+            builder = builder
+                .header(ListUnsubscribe(url.to_owned()))
+                .header(ListUnsubscribePost);
+        }
+        Ok(builder)
+    }
+}
+
 /// The `multipart/alternative` message for a queued email.
 pub fn build_message(
     from: &Mailbox,
     email: &QueuedEmail,
     list_id: Option<&str>,
 ) -> Result<Message, String> {
-    let address = lettre::Address::from_str(&email.recipient_email)
-        .map_err(|e| format!("invalid recipient address: {e}"))?;
-    let to = Mailbox::new(email.recipient_name.clone(), address);
-    let mut builder = Message::builder()
-        .from(from.clone())
-        .to(to)
-        .subject(email.subject.as_str())
-        .message_id(Some(format!("<{}>", email.message_id)))
-        .date_now();
-    if let Some(list_id) = list_id {
-        builder = builder.header(ListId(list_id.to_owned()));
+    Envelope {
+        from,
+        recipient_email: &email.recipient_email,
+        recipient_name: email.recipient_name.as_deref(),
+        subject: &email.subject,
+        message_id: &email.message_id,
+        list_id,
+        list_unsubscribe: email.list_unsubscribe.as_deref(),
     }
-    if let Some(url) = &email.list_unsubscribe {
-        builder = builder
-            .header(ListUnsubscribe(url.clone()))
-            .header(ListUnsubscribePost);
-    }
-    builder
-        .multipart(MultiPart::alternative_plain_html(
-            email.body_text.clone(),
-            email.body_html.clone(),
+    .builder()?
+    .multipart(MultiPart::alternative_plain_html(
+        email.body_text.clone(),
+        email.body_html.clone(),
+    ))
+    .map_err(|e| format!("cannot build the message: {e}"))
+}
+
+/// One reader's copy of a body encoded in advance: only `link` is encoded per reader.
+pub fn build_prepared(
+    envelope: &Envelope<'_>,
+    body: &PreparedBody,
+    link: &str,
+) -> Result<Outgoing, String> {
+    let content_type = ContentType::parse(&format!(
+        "multipart/alternative; boundary=\"{}\"",
+        body.boundary
+    ))
+    .map_err(|e| format!("cannot build the message: {e}"))?;
+    let message = envelope
+        .builder()?
+        .header(header::MIME_VERSION_1_0)
+        .header(content_type)
+        .body(Body::dangerous_pre_encoded(
+            body.render(link),
+            ContentTransferEncoding::SevenBit,
         ))
-        .map_err(|e| format!("cannot build the message: {e}"))
+        .map_err(|e| format!("cannot build the message: {e}"))?;
+    Ok(Outgoing::from_message(&message))
+}
+
+/// A `multipart/alternative` body (plain text and HTML) encoded once, as quoted-printable,
+/// around the places where each reader's own link goes.
+///
+/// Each piece between two links is encoded on its own and ends in a soft line break, so
+/// the link starts a fresh encoded line and decoding joins everything back seamlessly.
+#[derive(Debug, Clone)]
+pub struct PreparedBody {
+    boundary: String,
+    segments: Vec<Segment>,
+    size: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Segment {
+    Encoded(Vec<u8>),
+    Link,
+}
+
+/// Encoded lines are kept one short of RFC 2045's 76 characters, leaving room for the
+/// soft break that follows a piece.
+const QP_LINE: usize = 75;
+
+impl PreparedBody {
+    /// Encodes `text` and `html`, each with `placeholder` where the link goes.
+    pub fn new(text: &str, html: &str, placeholder: &str) -> Self {
+        let boundary = hex::encode(&crate::tokens::random_bytes()[..12]);
+        let mut prepared = Self {
+            segments: Vec::new(),
+            size: 0,
+            boundary,
+        };
+        for (content_type, content) in [("text/plain", text), ("text/html", html)] {
+            prepared.push(
+                format!(
+                    "--{}\r\nContent-Type: {content_type}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n",
+                    prepared.boundary
+                )
+                .into_bytes(),
+            );
+            let crlf = content.replace("\r\n", "\n").replace('\n', "\r\n");
+            let mut pieces = crlf.split(placeholder).peekable();
+            while let Some(piece) = pieces.next() {
+                let mut encoded = qp(piece.as_bytes());
+                let last = pieces.peek().is_none();
+                if !last && !encoded.is_empty() && !encoded.ends_with(b"\r\n") {
+                    encoded.extend_from_slice(b"=\r\n");
+                }
+                prepared.push(encoded);
+                if !last {
+                    prepared.segments.push(Segment::Link);
+                }
+            }
+            prepared.push(b"\r\n".to_vec());
+        }
+        prepared.push(format!("--{}--\r\n", prepared.boundary).into_bytes());
+        prepared
+    }
+
+    fn push(&mut self, bytes: Vec<u8>) {
+        self.size += bytes.len();
+        match self.segments.last_mut() {
+            Some(Segment::Encoded(previous)) => previous.extend_from_slice(&bytes),
+            _ => self.segments.push(Segment::Encoded(bytes)),
+        }
+    }
+
+    /// The body with `link` in every slot.
+    pub fn render(&self, link: &str) -> Vec<u8> {
+        let mut encoded_link = qp(link.as_bytes());
+        encoded_link.extend_from_slice(b"=\r\n");
+        let links = self
+            .segments
+            .iter()
+            .filter(|s| matches!(s, Segment::Link))
+            .count();
+        let mut out = Vec::with_capacity(self.size + links * encoded_link.len());
+        for segment in &self.segments {
+            match segment {
+                Segment::Encoded(bytes) => out.extend_from_slice(bytes),
+                Segment::Link => out.extend_from_slice(&encoded_link),
+            }
+        }
+        out
+    }
+}
+
+fn qp(input: &[u8]) -> Vec<u8> {
+    quoted_printable::encode_with_options(
+        input,
+        quoted_printable::Options::default().line_length_limit(QP_LINE),
+    )
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_parts(raw: &[u8]) -> Vec<String> {
+        let parsed = mail_parser::MessageParser::default()
+            .parse(raw)
+            .expect("a valid message");
+        vec![
+            parsed
+                .body_text(0)
+                .expect("a text part")
+                .replace("\r\n", "\n"),
+            parsed.body_html(0).expect("an HTML part").into_owned(),
+        ]
+    }
+
+    #[test]
+    fn a_prepared_body_decodes_to_the_text_with_each_readers_link() {
+        let text = format!(
+            "Héllo = there\n{}\nline with trailing space \nUnsubscribe: LINK\nand LINK again\n",
+            "long words ".repeat(30)
+        );
+        let html = format!("<p>{}</p><a href=\"LINK\">unsubscribe</a>", "é".repeat(100));
+        let body = PreparedBody::new(&text, &html, "LINK");
+        let link = format!(
+            "https://news.example.com/unsubscribe?token={}",
+            "a".repeat(90)
+        );
+        let from: Mailbox = "Space Daily <news@example.com>".parse().unwrap();
+        let envelope = Envelope {
+            from: &from,
+            recipient_email: "reader@example.com",
+            recipient_name: Some("Reader, Ré"),
+            subject: "Today",
+            message_id: "id@example.com",
+            list_id: None,
+            list_unsubscribe: Some(&link),
+        };
+        let outgoing = build_prepared(&envelope, &body, &link).unwrap();
+        let raw = String::from_utf8(outgoing.bytes.clone()).unwrap();
+        let (_, body) = raw.split_once("\r\n\r\n").unwrap();
+        assert!(body.lines().all(|line| line.len() <= 76), "{raw}");
+        let parts = decode_parts(&outgoing.bytes);
+        let expected_text = text.replace("LINK", &link);
+        assert_eq!(parts[0], expected_text);
+        assert_eq!(parts[1], html.replace("LINK", &link));
+        assert_eq!(outgoing.envelope.to()[0].to_string(), "reader@example.com");
+    }
 }

@@ -5,6 +5,6 @@ mod rendered;
 pub mod templates;
 mod transport;
 
-pub use message::{build_message, new_message_id};
+pub use message::{Envelope, PreparedBody, build_message, build_prepared, new_message_id};
 pub use rendered::RenderedEmail;
-pub use transport::{Mailer, SendError};
+pub use transport::{MailSession, Mailer, Outgoing, SendError};

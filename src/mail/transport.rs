@@ -1,35 +1,39 @@
-//! One pooled lettre transport per process: SMTP (plain, STARTTLS, implicit TLS) or a
-//! directory of `.eml` files.
+//! Where messages go: an SMTP relay (plain, STARTTLS, implicit TLS) or a directory of
+//! `.eml` files.
+//!
+//! Each delivery task owns one [`MailSession`], so a session is one SMTP connection reused
+//! for message after message, with no pool to lock. Messages arrive already formatted, so
+//! the digest's shared part is encoded once per issue rather than once per reader.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{AsyncFileTransport, AsyncTransport, Tokio1Executor};
+use url::Url;
 
 use crate::config::{DeliverySettings, SmtpUrl};
 
-/// Sends messages; cheap to clone (the SMTP pool is shared).
-#[derive(Clone)]
-pub enum Mailer {
-    /// Through an SMTP server, over pooled connections.
-    Smtp(SmtpMailer),
-    /// Into a directory, one `.eml` file per message.
-    File(AsyncFileTransport<Tokio1Executor>),
+/// A formatted message and its envelope.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// SMTP `MAIL FROM` and `RCPT TO`.
+    pub envelope: Envelope,
+    /// The RFC 5322 message, CRLF line endings.
+    pub bytes: Vec<u8>,
 }
 
-/// The SMTP transport with a whole-send deadline.
-///
-/// lettre's own timeout covers connecting, not waiting for replies, so each send runs
-/// under a deadline. A send cut off mid-conversation would leave its pooled connection
-/// out of step (the late reply answers the next command), so after a timeout the whole
-/// pool is replaced.
-#[derive(Clone)]
-pub struct SmtpMailer {
-    url: String,
-    concurrency: usize,
-    timeout: Duration,
-    transport: Arc<RwLock<AsyncSmtpTransport<Tokio1Executor>>>,
+impl Outgoing {
+    /// The bytes and envelope of a lettre message.
+    pub fn from_message(message: &lettre::Message) -> Self {
+        Self {
+            envelope: message.envelope().clone(),
+            bytes: message.formatted(),
+        }
+    }
 }
 
 /// Why a message was not accepted.
@@ -43,62 +47,23 @@ pub enum SendError {
     Permanent(String),
 }
 
-impl SmtpMailer {
-    fn build(
-        url: &str,
-        concurrency: usize,
-        timeout: Duration,
-    ) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
-        let pool = PoolConfig::new().max_size(u32::try_from(concurrency).unwrap_or(u32::MAX));
-        Ok(AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| anyhow::anyhow!("invalid setting SPACEDIGEST_SMTP_URL: {e}"))?
-            .timeout(Some(timeout))
-            .pool_config(pool)
-            .build())
-    }
-
-    async fn send(&self, message: Message) -> Result<(), SendError> {
-        let transport = self
-            .transport
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        match tokio::time::timeout(self.timeout, transport.send(message)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-            // 4xx, refused connections, TLS trouble: the server or the network may
-            // recover, so the email waits rather than being lost.
-            Ok(Err(e)) => Err(SendError::Transient(e.to_string())),
-            Err(_) => {
-                if let Ok(fresh) = Self::build(&self.url, self.concurrency, self.timeout) {
-                    *self
-                        .transport
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
-                }
-                Err(SendError::Transient(format!(
-                    "no reply from the mail server within {} s",
-                    self.timeout.as_secs()
-                )))
-            }
-        }
-    }
+/// How to reach the relay; shared by every session of a process.
+#[derive(Clone)]
+pub enum Mailer {
+    /// Through an SMTP server.
+    Smtp(Arc<SmtpEndpoint>),
+    /// Into a directory, one `.eml` file per message.
+    File(AsyncFileTransport<Tokio1Executor>),
 }
 
 impl Mailer {
     /// The transport for `url`; the file transport's directory is created if missing.
     pub fn new(url: &SmtpUrl, delivery: &DeliverySettings) -> anyhow::Result<Self> {
         match url {
-            SmtpUrl::Smtp(raw) => {
-                let transport =
-                    SmtpMailer::build(raw, delivery.concurrency, delivery.smtp_timeout)?;
-                Ok(Self::Smtp(SmtpMailer {
-                    url: raw.clone(),
-                    concurrency: delivery.concurrency,
-                    timeout: delivery.smtp_timeout,
-                    transport: Arc::new(RwLock::new(transport)),
-                }))
-            }
+            SmtpUrl::Smtp(raw) => Ok(Self::Smtp(Arc::new(
+                SmtpEndpoint::parse(raw, delivery.smtp_timeout)
+                    .map_err(|e| anyhow::anyhow!("invalid setting SPACEDIGEST_SMTP_URL: {e}"))?,
+            ))),
             SmtpUrl::File(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| {
                     anyhow::anyhow!("cannot create the mail directory {}: {e}", dir.display())
@@ -108,15 +73,203 @@ impl Mailer {
         }
     }
 
-    /// Sends one message and classifies any failure.
-    pub async fn send(&self, message: Message) -> Result<(), SendError> {
+    /// A session: one connection, opened on first use and reused until it fails.
+    pub fn session(&self) -> MailSession {
         match self {
-            Self::Smtp(smtp) => smtp.send(message).await,
+            Self::Smtp(endpoint) => MailSession::Smtp {
+                endpoint: Arc::clone(endpoint),
+                connection: None,
+            },
+            Self::File(transport) => MailSession::File(transport.clone()),
+        }
+    }
+}
+
+/// The parsed `SPACEDIGEST_SMTP_URL`, in lettre's URL forms: `smtp://host:port`,
+/// `smtp://…?tls=required` or `?tls=opportunistic` (STARTTLS), `smtps://` (implicit TLS),
+/// with optional `user:password@` and a `/helo-name` path.
+pub struct SmtpEndpoint {
+    host: String,
+    port: u16,
+    tls: Tls,
+    credentials: Option<Credentials>,
+    hello: ClientId,
+    timeout: Duration,
+}
+
+enum Tls {
+    None,
+    Opportunistic(TlsParameters),
+    Required(TlsParameters),
+    Wrapper(TlsParameters),
+}
+
+impl SmtpEndpoint {
+    fn parse(raw: &str, timeout: Duration) -> Result<Self, String> {
+        let url = Url::parse(raw).map_err(|e| e.to_string())?;
+        let host = url
+            .host_str()
+            .ok_or("the URL has no host")?
+            .trim_matches(['[', ']'])
+            .to_owned();
+        let parameters = || TlsParameters::new(host.clone()).map_err(|e| e.to_string());
+        let tls_mode = url
+            .query_pairs()
+            .find(|(key, _)| key == "tls")
+            .map(|(_, value)| value.into_owned());
+        let (tls, default_port) = match (url.scheme(), tls_mode.as_deref()) {
+            ("smtp", None) => (Tls::None, 25),
+            ("smtp", Some("required")) => (Tls::Required(parameters()?), 587),
+            ("smtp", Some("opportunistic")) => (Tls::Opportunistic(parameters()?), 587),
+            ("smtps", _) => (Tls::Wrapper(parameters()?), 465),
+            (scheme, tls) => {
+                return Err(format!(
+                    "unknown scheme {scheme:?} or tls parameter {tls:?} (use smtp://, smtps:// or ?tls=required)"
+                ));
+            }
+        };
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(std::borrow::Cow::into_owned)
+                .map_err(|e| e.to_string())
+        };
+        let credentials = match url.password() {
+            Some(password) => Some(Credentials::new(decode(url.username())?, decode(password)?)),
+            None => None,
+        };
+        let hello = match url.path().trim_matches('/') {
+            "" => ClientId::default(),
+            name => ClientId::Domain(name.to_owned()),
+        };
+        Ok(Self {
+            port: url.port().unwrap_or(default_port),
+            host,
+            tls,
+            credentials,
+            hello,
+            timeout,
+        })
+    }
+
+    /// Connects, says EHLO, upgrades to TLS and authenticates as configured.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let mut connection = match &self.tls {
+            // lettre connects implicit TLS itself.
+            Tls::Wrapper(parameters) => AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(self.timeout),
+                &self.hello,
+                Some(parameters.clone()),
+                None,
+            )
+            .await
+            .map_err(classify)?,
+            _ => {
+                // Our own socket, for TCP_NODELAY: lettre writes a message and its final
+                // "." separately, and with Nagle's algorithm the second write waits for
+                // the server's delayed ACK (40 ms per message on Linux).
+                let unreachable = |e: std::io::Error| {
+                    SendError::Transient(format!(
+                        "cannot connect to {}:{}: {e}",
+                        self.host, self.port
+                    ))
+                };
+                let stream = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+                    .await
+                    .map_err(unreachable)?;
+                stream.set_nodelay(true).map_err(unreachable)?;
+                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
+                    .await
+                    .map_err(classify)?
+            }
+        };
+        match &self.tls {
+            Tls::Required(parameters) => {
+                connection
+                    .starttls(parameters.clone(), &self.hello)
+                    .await
+                    .map_err(classify)?;
+            }
+            Tls::Opportunistic(parameters) if connection.can_starttls() => {
+                connection
+                    .starttls(parameters.clone(), &self.hello)
+                    .await
+                    .map_err(classify)?;
+            }
+            _ => {}
+        }
+        if let Some(credentials) = &self.credentials {
+            connection
+                .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await
+                .map_err(classify)?;
+        }
+        Ok(connection)
+    }
+}
+
+/// One delivery task's way out.
+pub enum MailSession {
+    /// A connection to the relay, opened lazily and replaced after any failure.
+    Smtp {
+        /// Where to connect.
+        endpoint: Arc<SmtpEndpoint>,
+        /// The open connection, if any.
+        connection: Option<Box<AsyncSmtpConnection>>,
+    },
+    /// The `.eml` directory.
+    File(AsyncFileTransport<Tokio1Executor>),
+}
+
+impl MailSession {
+    /// Sends one message under the SMTP deadline and classifies any failure.
+    ///
+    /// lettre's own timeout covers connecting, not waiting for replies, so the whole
+    /// attempt runs under a deadline. After a failure or a deadline the connection is
+    /// dropped: a conversation cut off mid-way would answer the next command with the
+    /// late reply.
+    pub async fn send(&mut self, message: &Outgoing) -> Result<(), SendError> {
+        match self {
             Self::File(transport) => transport
-                .send(message)
+                .send_raw(&message.envelope, &message.bytes)
                 .await
                 .map(|_| ())
                 .map_err(|e| SendError::Transient(e.to_string())),
+            Self::Smtp {
+                endpoint,
+                connection,
+            } => {
+                let timeout = endpoint.timeout;
+                let attempt = async {
+                    let mut open = match connection.take() {
+                        Some(open) if !open.has_broken() => open,
+                        _ => Box::new(endpoint.connect().await?),
+                    };
+                    open.send(&message.envelope, &message.bytes)
+                        .await
+                        .map_err(classify)?;
+                    *connection = Some(open);
+                    Ok(())
+                };
+                match tokio::time::timeout(timeout, attempt).await {
+                    Ok(result) => result,
+                    Err(_) => Err(SendError::Transient(format!(
+                        "no reply from the mail server within {} s",
+                        timeout.as_secs()
+                    ))),
+                }
+            }
         }
+    }
+}
+
+/// 5xx is final; 4xx, refused connections and TLS trouble may pass, so the email waits
+/// rather than being lost.
+fn classify(error: lettre::transport::smtp::Error) -> SendError {
+    if error.is_permanent() {
+        SendError::Permanent(error.to_string())
+    } else {
+        SendError::Transient(error.to_string())
     }
 }
