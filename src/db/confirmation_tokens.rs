@@ -36,6 +36,17 @@ pub fn replace(
             .filter(confirmation_tokens::consumed_at.is_null()),
     )
     .execute(conn)?;
+    insert(conn, subscriber_id, token_hash, now, expires_at)
+}
+
+/// Stores a token for a subscriber who has none yet.
+pub fn insert(
+    conn: &mut DbConnection,
+    subscriber_id: i64,
+    token_hash: &str,
+    now: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> QueryResult<()> {
     diesel::insert_into(confirmation_tokens::table)
         .values((
             confirmation_tokens::token_hash.eq(token_hash),

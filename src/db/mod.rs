@@ -10,6 +10,7 @@ pub mod newsletters;
 pub mod outbound;
 pub mod schema;
 pub mod secrets;
+pub mod signups;
 pub mod stories;
 pub mod subscribers;
 
@@ -195,13 +196,16 @@ pub enum StorageError {
     /// The blocking task was cancelled or panicked.
     #[error("a database task did not finish: {0}")]
     Task(String),
+    /// A write shared with others could not be made; trying again later may succeed.
+    #[error("the database could not take the write: {0}")]
+    Busy(String),
 }
 
 impl StorageError {
     /// True when retrying later may help (connection trouble rather than a bad query).
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Unavailable(_) => true,
+            Self::Unavailable(_) | Self::Busy(_) => true,
             Self::Query(diesel::result::Error::DatabaseError(kind, _)) => matches!(
                 kind,
                 diesel::result::DatabaseErrorKind::ClosedConnection

@@ -115,14 +115,19 @@ struct NewSubscription<'a> {
     updated_at: NaiveDateTime,
 }
 
-/// Inserts the subscriber unless the address is already known.
-pub fn insert_if_absent(conn: &mut DbConnection, new: &NewSubscriber<'_>) -> QueryResult<()> {
+/// Inserts the subscriber unless the address is already known; returns the new row, or
+/// `None` when the address was known.
+pub fn insert_if_absent(
+    conn: &mut DbConnection,
+    new: &NewSubscriber<'_>,
+) -> QueryResult<Option<Subscriber>> {
     on_backend!(conn, c => diesel::insert_into(subscribers::table)
         .values(new)
         .on_conflict(subscribers::email_key)
         .do_nothing()
-        .execute(c))?;
-    Ok(())
+        .returning(subscribers::all_columns)
+        .get_result(c)
+        .optional())
 }
 
 /// Returns the subscriber with this key, holding its row lock until the transaction ends,

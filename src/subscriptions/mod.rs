@@ -3,10 +3,12 @@
 
 mod confirm;
 mod signup;
+mod signups;
 mod unsubscribe;
 
 pub use confirm::{ConfirmOutcome, confirm, peek_confirmation};
 pub use signup::{SignupOutcome, SignupRequest, subscribe};
+pub use signups::Signups;
 pub use unsubscribe::{Unsubscribed, describe_scope, unsubscribe};
 
 use crate::config::Settings;

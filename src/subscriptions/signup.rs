@@ -36,6 +36,53 @@ pub enum SignupOutcome {
     Throttled,
 }
 
+/// A signup with the work that needs no database done in advance: a fresh token, and the
+/// confirmation email as a brand-new reader of the requested newsletters gets it. Rendering
+/// before the transaction keeps the write lock for writing.
+#[derive(Debug)]
+pub struct PreparedSignup {
+    request: SignupRequest,
+    token: String,
+    token_hash: String,
+    message_id: String,
+    email: RenderedEmail,
+}
+
+/// Does the database-free part of a signup.
+pub fn prepare(policy: &Policy, request: SignupRequest) -> Result<PreparedSignup, ServiceError> {
+    let (token, token_hash) = tokens::new_confirmation_token();
+    let titles = request
+        .newsletters
+        .iter()
+        .map(|n| n.title.clone())
+        .collect();
+    let email = confirmation_email(policy, &request, &token, titles)?;
+    Ok(PreparedSignup {
+        message_id: new_message_id(&policy.settings.from),
+        request,
+        token,
+        token_hash,
+        email,
+    })
+}
+
+fn confirmation_email(
+    policy: &Policy,
+    request: &SignupRequest,
+    token: &str,
+    newsletters: Vec<String>,
+) -> Result<RenderedEmail, ServiceError> {
+    let ttl = policy.settings.confirmation_ttl;
+    Ok(RenderedEmail::confirmation(&ConfirmationEmail {
+        name: request.name.as_ref().map(|n| n.as_str().to_owned()),
+        confirm_url: policy
+            .settings
+            .link(&format!("/subscriptions/confirm?token={token}")),
+        newsletters,
+        expires_hours: i64::try_from(ttl.as_secs() / 3600).unwrap_or(i64::MAX),
+    })?)
+}
+
 /// Records a signup in one transaction; concurrent signups of one address are serialised
 /// on the subscriber row, so they yield one subscriber and at most one email.
 pub fn subscribe(
@@ -43,86 +90,158 @@ pub fn subscribe(
     policy: &Policy,
     request: &SignupRequest,
 ) -> Result<SignupOutcome, ServiceError> {
-    db::write_transaction(conn, |conn| {
-        let now = db::now();
-        let email_key = request.email.key();
-        let name = request.name.as_ref().map(SubscriberName::as_str);
-        subscribers::insert_if_absent(
-            conn,
-            &NewSubscriber {
-                email: request.email.as_str(),
-                email_key: &email_key,
-                name,
-                signup_ip: request.ip.as_deref(),
-                created_at: now,
-                updated_at: now,
-            },
-        )?;
-        let subscriber = subscribers::lock_by_key(conn, &email_key, now)?;
-        let existing = subscribers::subscriptions_of(conn, subscriber.id)?;
+    let prepared = prepare(policy, request.clone())?;
+    db::write_transaction(conn, |conn| record(conn, policy, &prepared))
+}
 
-        // Someone who knows an address must not be able to rename a confirmed reader.
-        if !existing.iter().any(|s| s.status() == Status::Confirmed) {
-            subscribers::update_details(conn, subscriber.id, name, request.ip.as_deref())?;
-        }
+/// On PostgreSQL, records a brand-new reader's signup in a single statement (its own
+/// transaction). `false`, with nothing written, when the address is known or on SQLite:
+/// then [`record`] does the work.
+pub fn record_new_reader(
+    conn: &mut DbConnection,
+    policy: &Policy,
+    prepared: &PreparedSignup,
+) -> Result<bool, ServiceError> {
+    let DbConnection::Pg(pg) = conn else {
+        return Ok(false);
+    };
+    let request = &prepared.request;
+    let now = db::now();
+    let email_key = request.email.key();
+    let inserted = db::signups::insert_new(
+        pg,
+        &db::signups::NewSignup {
+            email: request.email.as_str(),
+            email_key: &email_key,
+            name: request.name.as_ref().map(SubscriberName::as_str),
+            signup_ip: request.ip.as_deref(),
+            newsletter_ids: request.newsletters.iter().map(|n| n.id).collect(),
+            token_hash: &prepared.token_hash,
+            expires_at: now + policy.settings.confirmation_ttl,
+            subject: &prepared.email.subject,
+            body_text: &prepared.email.text,
+            body_html: &prepared.email.html,
+            message_id: &prepared.message_id,
+            now,
+        },
+    )?;
+    Ok(inserted.is_some())
+}
 
-        let mut needs_confirmation = false;
+/// Records a prepared signup; the caller provides the transaction.
+pub fn record(
+    conn: &mut DbConnection,
+    policy: &Policy,
+    prepared: &PreparedSignup,
+) -> Result<SignupOutcome, ServiceError> {
+    let request = &prepared.request;
+    let now = db::now();
+    let email_key = request.email.key();
+    let name = request.name.as_ref().map(SubscriberName::as_str);
+    let new = subscribers::insert_if_absent(
+        conn,
+        &NewSubscriber {
+            email: request.email.as_str(),
+            email_key: &email_key,
+            name,
+            signup_ip: request.ip.as_deref(),
+            created_at: now,
+            updated_at: now,
+        },
+    )?;
+    if let Some(subscriber) = new {
+        // The common case, in four statements: nothing to look up for a new address.
         for newsletter in &request.newsletters {
-            match existing.iter().find(|s| s.newsletter_id == newsletter.id) {
-                None => {
-                    subscribers::insert_pending(conn, subscriber.id, newsletter.id, now)?;
-                    needs_confirmation = true;
-                }
-                Some(s) if s.status() == Status::Unsubscribed => {
-                    subscribers::reopen(conn, s.id, now)?;
-                    needs_confirmation = true;
-                }
-                Some(s) if s.status() == Status::Pending => needs_confirmation = true,
-                Some(_) => {}
-            }
+            subscribers::insert_pending(conn, subscriber.id, newsletter.id, now)?;
         }
-        if !needs_confirmation {
-            return Ok(SignupOutcome::AlreadySubscribed);
-        }
-        if throttled(conn, policy, subscriber.id, now)? {
-            // The earlier email's link stays valid: replacing the token without sending a
-            // new one would leave the reader with a dead link.
-            return Ok(SignupOutcome::Throttled);
-        }
-
-        let (token, token_hash) = tokens::new_confirmation_token();
-        let ttl = policy.settings.confirmation_ttl;
-        confirmation_tokens::replace(conn, subscriber.id, &token_hash, now, now + ttl)?;
-
-        let pending = subscribers::newsletters_with_status(conn, subscriber.id, Status::Pending)?;
-        let rendered = RenderedEmail::confirmation(&ConfirmationEmail {
-            name: name.map(str::to_owned),
-            confirm_url: policy
-                .settings
-                .link(&format!("/subscriptions/confirm?token={token}")),
-            newsletters: pending.into_iter().map(|n| n.title).collect(),
-            expires_hours: i64::try_from(ttl.as_secs() / 3600).unwrap_or(i64::MAX),
-        })?;
-        let message_id = new_message_id(&policy.settings.from);
-        outbound::enqueue(
+        queue_confirmation(
             conn,
-            &NewOutboundEmail {
-                kind: EmailKind::Confirmation.as_str(),
-                subscriber_id: Some(subscriber.id),
-                recipient_email: &subscriber.email,
-                recipient_name: name,
-                subject: &rendered.subject,
-                body_text: &rendered.text,
-                body_html: &rendered.html,
-                list_unsubscribe: None,
-                message_id: &message_id,
-                status: outbound::status::PENDING,
-                next_attempt_at: now,
-                created_at: now,
-            },
+            policy,
+            prepared,
+            &subscriber,
+            &prepared.email,
+            now,
+            false,
         )?;
-        Ok(SignupOutcome::ConfirmationQueued)
-    })
+        return Ok(SignupOutcome::ConfirmationQueued);
+    }
+
+    let subscriber = subscribers::lock_by_key(conn, &email_key, now)?;
+    let existing = subscribers::subscriptions_of(conn, subscriber.id)?;
+
+    // Someone who knows an address must not be able to rename a confirmed reader.
+    if !existing.iter().any(|s| s.status() == Status::Confirmed) {
+        subscribers::update_details(conn, subscriber.id, name, request.ip.as_deref())?;
+    }
+
+    let mut needs_confirmation = false;
+    for newsletter in &request.newsletters {
+        match existing.iter().find(|s| s.newsletter_id == newsletter.id) {
+            None => {
+                subscribers::insert_pending(conn, subscriber.id, newsletter.id, now)?;
+                needs_confirmation = true;
+            }
+            Some(s) if s.status() == Status::Unsubscribed => {
+                subscribers::reopen(conn, s.id, now)?;
+                needs_confirmation = true;
+            }
+            Some(s) if s.status() == Status::Pending => needs_confirmation = true,
+            Some(_) => {}
+        }
+    }
+    if !needs_confirmation {
+        return Ok(SignupOutcome::AlreadySubscribed);
+    }
+    if throttled(conn, policy, subscriber.id, now)? {
+        // The earlier email's link stays valid: replacing the token without sending a
+        // new one would leave the reader with a dead link.
+        return Ok(SignupOutcome::Throttled);
+    }
+    // The email lists every newsletter awaiting confirmation, not only those asked for now.
+    let pending = subscribers::newsletters_with_status(conn, subscriber.id, Status::Pending)?;
+    let email = confirmation_email(
+        policy,
+        request,
+        &prepared.token,
+        pending.into_iter().map(|n| n.title).collect(),
+    )?;
+    queue_confirmation(conn, policy, prepared, &subscriber, &email, now, true)?;
+    Ok(SignupOutcome::ConfirmationQueued)
+}
+
+fn queue_confirmation(
+    conn: &mut DbConnection,
+    policy: &Policy,
+    prepared: &PreparedSignup,
+    subscriber: &subscribers::Subscriber,
+    email: &RenderedEmail,
+    now: NaiveDateTime,
+    replace_earlier_token: bool,
+) -> Result<(), ServiceError> {
+    let expires_at = now + policy.settings.confirmation_ttl;
+    if replace_earlier_token {
+        confirmation_tokens::replace(conn, subscriber.id, &prepared.token_hash, now, expires_at)?;
+    } else {
+        confirmation_tokens::insert(conn, subscriber.id, &prepared.token_hash, now, expires_at)?;
+    }
+    outbound::enqueue(
+        conn,
+        &NewOutboundEmail {
+            kind: EmailKind::Confirmation.as_str(),
+            subscriber_id: Some(subscriber.id),
+            recipient_email: &subscriber.email,
+            recipient_name: prepared.request.name.as_ref().map(SubscriberName::as_str),
+            subject: &email.subject,
+            body_text: &email.text,
+            body_html: &email.html,
+            list_unsubscribe: None,
+            message_id: &prepared.message_id,
+            status: outbound::status::PENDING,
+            next_attempt_at: now,
+            created_at: now,
+        },
+    )?;
+    Ok(())
 }
 
 /// At most one confirmation email per address per resend interval, and a daily cap, so

@@ -1,6 +1,7 @@
 //! The public web server: the signup page, confirmation and unsubscribe links.
 //! It never talks SMTP: everything it sends goes through the queue.
 
+pub mod catalog;
 pub mod client_ip;
 pub mod form;
 pub mod middleware;
@@ -21,7 +22,8 @@ use ipnet::IpNet;
 
 use crate::db::Pool;
 use crate::delivery::QueueSignal;
-use crate::subscriptions::Policy;
+use crate::subscriptions::{Policy, Signups};
+use catalog::Catalog;
 use responses::Format;
 use routes::{archive, assets, confirm, home, subscribe, unsubscribe};
 
@@ -33,6 +35,10 @@ pub struct AppState {
     pub policy: Policy,
     /// Wakes the delivery worker when email is queued.
     pub queue_signal: QueueSignal,
+    /// Records signups (group commit on SQLite).
+    pub signups: Signups,
+    /// The newsletters and the signup page, cached briefly.
+    pub catalog: Arc<Catalog>,
     /// Per-IP signup limit; `None` when turned off.
     pub signup_limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     /// Proxies whose `X-Forwarded-For` is believed.
@@ -46,6 +52,8 @@ impl AppState {
             .map(|per_minute| Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))));
         let trusted_proxies = policy.settings.trusted_proxies.clone();
         Self {
+            signups: Signups::new(pool.clone(), policy.clone()),
+            catalog: Arc::new(Catalog::new(pool.clone())),
             pool,
             policy,
             queue_signal,

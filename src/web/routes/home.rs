@@ -1,9 +1,10 @@
 //! `GET /`: the "Subscribe Free To Our Daily Newsletters" page.
 
 use actix_web::http::StatusCode;
+use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpResponse, web};
 
-use crate::db::newsletters::{self, Newsletter};
+use crate::db::newsletters::Newsletter;
 use crate::domain::NewsletterSlug;
 use crate::web::AppState;
 use crate::web::pages::{FormErrors, NewsletterOption, SubscribePage};
@@ -11,16 +12,22 @@ use crate::web::responses::{self, Format};
 
 /// The signup form.
 pub async fn home(state: web::Data<AppState>) -> HttpResponse {
-    match crate::db::run(&state.pool, newsletters::all).await {
-        Ok(all) => responses::page(
-            StatusCode::OK,
-            &SubscribePage {
-                newsletters: newsletter_options(&all, None),
-                email: String::new(),
-                name: String::new(),
-                errors: FormErrors::default(),
-            },
-        ),
+    match state.catalog.snapshot().await {
+        Ok(snapshot) => match &snapshot.home_page {
+            Some(html) => HttpResponse::Ok()
+                .content_type(ContentType::html())
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .body(html.clone()),
+            None => responses::page(
+                StatusCode::OK,
+                &SubscribePage {
+                    newsletters: newsletter_options(&snapshot.newsletters, None),
+                    email: String::new(),
+                    name: String::new(),
+                    errors: FormErrors::default(),
+                },
+            ),
+        },
         Err(error) => responses::unavailable(Format::Html, &error),
     }
 }

@@ -1,14 +1,18 @@
 //! `POST /subscriptions`: form or JSON in, "check your inbox" out.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::db::newsletters::{self, Newsletter};
+use crate::db::StorageError;
+use crate::db::newsletters::Newsletter;
 use crate::domain::{NewsletterSlug, SubscriberEmail, SubscriberName};
-use crate::subscriptions::{self, SignupRequest};
+use crate::subscriptions::SignupRequest;
+use crate::web::catalog::Snapshot;
 use crate::web::form;
 use crate::web::pages::{CheckInboxPage, FormErrors, SubscribePage};
 use crate::web::responses::{self, Format};
@@ -107,20 +111,16 @@ pub async fn subscribe(
         return accepted(format);
     }
 
-    let all = match crate::db::run(&state.pool, newsletters::all).await {
+    let all = match newsletters_for(&state, input.newsletters.as_deref()).await {
         Ok(all) => all,
         Err(error) => return responses::unavailable(format, &error),
     };
-    let request = match validate(&input, &all, ip.map(|ip| ip.to_string())) {
+    let all = &all.newsletters;
+    let request = match validate(&input, all, ip.map(|ip| ip.to_string())) {
         Ok(request) => request,
-        Err(errors) => return invalid_with(&all, format, &input, errors),
+        Err(errors) => return invalid_with(all, format, &input, errors),
     };
-    let policy = state.policy.clone();
-    match crate::db::run_with(&state.pool, move |conn| {
-        subscriptions::subscribe(conn, &policy, &request)
-    })
-    .await
-    {
+    match state.signups.subscribe(request).await {
         Ok(outcome) => {
             tracing::info!(?outcome, "signup handled");
             state.queue_signal.notify();
@@ -330,10 +330,25 @@ async fn invalid(
     if format == Format::Json {
         return invalid_with(&[], format, input, errors);
     }
-    match crate::db::run(&state.pool, newsletters::all).await {
-        Ok(all) => invalid_with(&all, format, input, errors),
+    match state.catalog.snapshot().await {
+        Ok(snapshot) => invalid_with(&snapshot.newsletters, format, input, errors),
         Err(error) => responses::unavailable(format, &error),
     }
+}
+
+/// The newsletters, read again if the reader names one the cached list lacks (it may
+/// have been created a moment ago).
+async fn newsletters_for(
+    state: &AppState,
+    slugs: Option<&[String]>,
+) -> Result<Arc<Snapshot>, StorageError> {
+    let snapshot = state.catalog.snapshot().await?;
+    let known =
+        |slug: &String| slug.is_empty() || snapshot.newsletters.iter().any(|n| &n.slug == slug);
+    if slugs.is_some_and(|slugs| !slugs.iter().all(known)) {
+        return state.catalog.reload().await;
+    }
+    Ok(snapshot)
 }
 
 fn invalid_with(

@@ -1,0 +1,147 @@
+//! Where `POST /subscriptions` records signups.
+//!
+//! On PostgreSQL each signup is its own transaction on the pool: many commit at once and
+//! the server flushes their WAL together. SQLite has one writer, so concurrent signups
+//! would queue on its lock and each pay an fsync; instead one writer thread takes every
+//! signup waiting, records each under its own savepoint, and commits the group once (group
+//! commit). Every answer is still sent only after its own signup has committed, and one
+//! signup's failure rolls back only that signup.
+
+use std::sync::Arc;
+
+use diesel::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::signup::{self, PreparedSignup, SignupOutcome, SignupRequest};
+use super::{Policy, ServiceError};
+use crate::config::DatabaseUrl;
+use crate::db::{self, Pool, StorageError};
+
+/// Most signups committed together.
+const MAX_GROUP: usize = 512;
+/// Signups waiting for the writer before new ones wait for room.
+const QUEUE: usize = 4096;
+
+/// Records signups; cheap to clone.
+#[derive(Clone)]
+pub struct Signups {
+    pool: Pool,
+    policy: Policy,
+    group: Option<Arc<mpsc::Sender<Job>>>,
+}
+
+struct Job {
+    signup: PreparedSignup,
+    reply: oneshot::Sender<Result<SignupOutcome, ServiceError>>,
+}
+
+impl Signups {
+    /// Direct transactions on PostgreSQL; on SQLite, starts the group-commit writer, which
+    /// stops when the last clone is dropped.
+    pub fn new(pool: Pool, policy: Policy) -> Self {
+        let group = match policy.settings.database_url {
+            DatabaseUrl::Postgres(_) => None,
+            DatabaseUrl::Sqlite(_) => {
+                let (sender, receiver) = mpsc::channel(QUEUE);
+                let (pool, policy) = (pool.clone(), policy.clone());
+                std::thread::Builder::new()
+                    .name("signup-writer".into())
+                    .spawn(move || write_groups(&pool, &policy, receiver))
+                    .ok()
+                    .map(|_| Arc::new(sender))
+            }
+        };
+        Self {
+            pool,
+            policy,
+            group,
+        }
+    }
+
+    /// Records a signup and returns once it has committed.
+    pub async fn subscribe(&self, request: SignupRequest) -> Result<SignupOutcome, ServiceError> {
+        let signup = signup::prepare(&self.policy, request)?;
+        let Some(group) = &self.group else {
+            let policy = self.policy.clone();
+            return db::run_with(&self.pool, move |conn| {
+                if signup::record_new_reader(conn, &policy, &signup)? {
+                    return Ok(SignupOutcome::ConfirmationQueued);
+                }
+                db::write_transaction(conn, |conn| signup::record(conn, &policy, &signup))
+            })
+            .await;
+        };
+        let (reply, answer) = oneshot::channel();
+        group
+            .send(Job { signup, reply })
+            .await
+            .map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+}
+
+fn writer_gone() -> ServiceError {
+    ServiceError::Storage(StorageError::Busy("the signup writer stopped".into()))
+}
+
+/// The writer thread: one transaction per group of waiting signups.
+fn write_groups(pool: &Pool, policy: &Policy, mut jobs: mpsc::Receiver<Job>) {
+    while let Some(first) = jobs.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = commit_group(pool, policy, &group);
+        for (job, result) in group.into_iter().zip(results) {
+            // The client may have gone; the signup stands either way.
+            let _ = job.reply.send(result);
+        }
+    }
+}
+
+fn commit_group(
+    pool: &Pool,
+    policy: &Policy,
+    group: &[Job],
+) -> Vec<Result<SignupOutcome, ServiceError>> {
+    let mut conn = match pool.get() {
+        Ok(conn) => conn,
+        Err(error) => {
+            let error = error.to_string();
+            return group
+                .iter()
+                .map(|_| {
+                    Err(ServiceError::Storage(StorageError::Busy(format!(
+                        "no database connection: {error}"
+                    ))))
+                })
+                .collect();
+        }
+    };
+    let mut results = Vec::with_capacity(group.len());
+    let committed = db::write_transaction(&mut conn, |conn| {
+        for job in group {
+            // A savepoint each: a failing signup is undone alone.
+            results.push(conn.transaction(|conn| signup::record(conn, policy, &job.signup)));
+        }
+        Ok::<(), diesel::result::Error>(())
+    });
+    match committed {
+        Ok(()) => results,
+        Err(error) => {
+            tracing::warn!(%error, signups = group.len(), "a group of signups could not be committed");
+            let error = error.to_string();
+            group
+                .iter()
+                .map(|_| {
+                    Err(ServiceError::Storage(StorageError::Busy(format!(
+                        "the signup was not committed: {error}"
+                    ))))
+                })
+                .collect()
+        }
+    }
+}
