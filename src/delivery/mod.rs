@@ -38,6 +38,8 @@ const EXPIRED_TOKEN_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 const CLEANUP_INTERVAL: Duration = Duration::from_secs(3600);
 /// Issues kept prepared; a worker rarely sends more than a few at a time.
 const CACHED_ISSUES: usize = 64;
+/// How long the claimer waits after a short claim before the next one.
+const CLAIM_GATHER: Duration = Duration::from_millis(20);
 /// Most outcomes committed in one transaction.
 const RECORD_BATCH: usize = 1024;
 /// How long the recorder lets outcomes gather before a commit. Each commit is an fsync
@@ -195,8 +197,17 @@ impl DeliveryWorker {
                 }
                 Ok(jobs) => {
                     storage_backoff = Duration::from_millis(250);
+                    let short = jobs.len() < chunk / 2;
                     for (slot, job) in room.zip(jobs) {
                         slot.send(job);
+                    }
+                    if short {
+                        // Email is trickling in (signups): let some gather rather than
+                        // pay a claim transaction for every few.
+                        tokio::select! {
+                            () = tokio::time::sleep(CLAIM_GATHER) => {}
+                            () = shutdown.cancelled() => return,
+                        }
                     }
                 }
                 Err(error) => {
