@@ -154,6 +154,9 @@ pub fn now() -> NaiveDateTime {
     Utc::now().naive_utc().trunc_subsecs(6)
 }
 
+/// One SQLite write transaction at a time per process; see [`write_transaction`].
+static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`: taking the write
 /// lock up front means two writers queue on the busy timeout instead of one failing when
 /// it upgrades from reader to writer.
@@ -165,6 +168,12 @@ where
     match conn {
         DbConnection::Pg(_) => conn.transaction(f),
         DbConnection::Sqlite(sqlite) => {
+            // Writers in this process queue here, in order, rather than in SQLite's busy
+            // handler, which polls with sleeps of up to 100 ms and lets a late writer
+            // overtake a waiting one. (Other processes still meet the busy timeout.)
+            let _turn = SQLITE_WRITER
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
             match f(conn) {
                 Ok(value) => {

@@ -3,13 +3,12 @@
 //! On PostgreSQL each signup is its own transaction on the pool: many commit at once and
 //! the server flushes their WAL together. SQLite has one writer, so concurrent signups
 //! would queue on its lock and each pay an fsync; instead one writer thread takes every
-//! signup waiting, records each under its own savepoint, and commits the group once (group
-//! commit). Every answer is still sent only after its own signup has committed, and one
-//! signup's failure rolls back only that signup.
+//! signup waiting and commits them in one transaction (group commit). Every answer is
+//! still sent only after its own signup has committed, and a signup that fails fails
+//! alone: its group is then redone one signup per transaction.
 
 use std::sync::Arc;
 
-use diesel::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::signup::{self, PreparedSignup, SignupOutcome, SignupRequest};
@@ -121,27 +120,27 @@ fn commit_group(
                 .collect();
         }
     };
-    let mut results = Vec::with_capacity(group.len());
-    let committed = db::write_transaction(&mut conn, |conn| {
-        for job in group {
-            // A savepoint each: a failing signup is undone alone.
-            results.push(conn.transaction(|conn| signup::record(conn, policy, &job.signup)));
-        }
-        Ok::<(), diesel::result::Error>(())
+    // Optimistic: the whole group in one transaction. Savepoints would make SQLite copy
+    // every page a signup touches into its sub-journal, so instead a group with any
+    // failure is rolled back and each of its signups recorded alone.
+    let together = db::write_transaction(&mut conn, |conn| {
+        group
+            .iter()
+            .map(|job| signup::record(conn, policy, &job.signup))
+            .collect::<Result<Vec<_>, ServiceError>>()
     });
-    match committed {
-        Ok(()) => results,
-        Err(error) => {
-            tracing::warn!(%error, signups = group.len(), "a group of signups could not be committed");
-            let error = error.to_string();
-            group
-                .iter()
-                .map(|_| {
-                    Err(ServiceError::Storage(StorageError::Busy(format!(
-                        "the signup was not committed: {error}"
-                    ))))
-                })
-                .collect()
-        }
-    }
+    let error = match together {
+        Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
+        Err(error) if group.len() == 1 => return vec![Err(error)],
+        Err(error) => error,
+    };
+    tracing::warn!(%error, signups = group.len(), "a group of signups failed; recording them one by one");
+    group
+        .iter()
+        .map(|job| {
+            db::write_transaction(&mut conn, |conn| {
+                signup::record(conn, policy, &job.signup)
+            })
+        })
+        .collect()
 }
