@@ -23,7 +23,7 @@ pub enum EmailKind {
 
 impl EmailKind {
     /// The stored text.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Confirmation => "confirmation",
             Self::Welcome => "welcome",

@@ -58,7 +58,7 @@ pub enum Status {
 
 impl Status {
     /// The stored text.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Confirmed => "confirmed",
