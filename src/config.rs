@@ -327,7 +327,7 @@ mod defaults {
     /// Enough that group commits keep the sessions busy, small enough that a crash
     /// repeats little.
     pub fn send_in_flight(concurrency: usize) -> usize {
-        (4 * concurrency).max(64)
+        (8 * concurrency).max(128)
     }
     pub fn smtp_timeout_seconds() -> u64 {
         30

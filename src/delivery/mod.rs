@@ -46,7 +46,7 @@ const RECORD_BATCH: usize = 1024;
 /// (SQLite `synchronous=FULL`, PostgreSQL): gathering a few milliseconds' worth turns
 /// thousands of commits a second into a couple of hundred, while the in-flight bound keeps
 /// the senders from ever waiting on it for long.
-const RECORD_GATHER: Duration = Duration::from_millis(5);
+const RECORD_GATHER: Duration = Duration::from_millis(2);
 
 /// Wakes the worker when new email is queued, so it need not wait for the next poll.
 #[derive(Debug, Clone, Default)]

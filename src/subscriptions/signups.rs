@@ -138,9 +138,7 @@ fn commit_group(
     group
         .iter()
         .map(|job| {
-            db::write_transaction(&mut conn, |conn| {
-                signup::record(conn, policy, &job.signup)
-            })
+            db::write_transaction(&mut conn, |conn| signup::record(conn, policy, &job.signup))
         })
         .collect()
 }
