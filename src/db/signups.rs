@@ -1,8 +1,7 @@
 //! A brand-new reader's signup on PostgreSQL in one statement.
 //!
 //! The subscriber, their pending subscriptions, the confirmation token and the queued
-//! confirmation email go in through data-modifying CTEs: one round trip and one implicit
-//! transaction instead of eight. When the address is already known nothing is written and
+//! confirmation email go in through data-modifying CTEs: one round trip instead of six. When the address is already known nothing is written and
 //! `None` comes back; the caller then takes the general path. SQLite has no
 //! data-modifying CTEs; there the general path is cheap, as it runs in-process.
 

@@ -94,9 +94,9 @@ pub fn subscribe(
     db::write_transaction(conn, |conn| record(conn, policy, &prepared))
 }
 
-/// On PostgreSQL, records a brand-new reader's signup in a single statement (its own
-/// transaction). `false`, with nothing written, when the address is known or on SQLite:
-/// then [`record`] does the work.
+/// On PostgreSQL, records a brand-new reader's signup in a single statement. `false`,
+/// with nothing written, when the address is known or on SQLite: then [`record`] does
+/// the work.
 pub fn record_new_reader(
     conn: &mut DbConnection,
     policy: &Policy,

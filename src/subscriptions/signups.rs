@@ -1,10 +1,10 @@
 //! Where `POST /subscriptions` records signups.
 //!
-//! On PostgreSQL each signup is its own transaction on the pool: many commit at once and
-//! the server flushes their WAL together. SQLite has one writer, so concurrent signups
-//! would queue on its lock and each pay an fsync; instead one writer thread takes every
-//! signup waiting and commits them in one transaction (group commit). Every answer is
-//! still sent only after its own signup has committed, and a signup that fails fails
+//! Every signup is one short write, and each commit costs an fsync (and on SQLite, the one
+//! write lock). So one writer thread takes every signup waiting and commits them in one
+//! transaction (group commit): on SQLite, concurrent signups no longer queue on the lock;
+//! on PostgreSQL one commit and one connection check serve the whole group. Every answer
+//! is still sent only after its own signup has committed, and a signup that fails fails
 //! alone: its group is then redone one signup per transaction.
 
 use std::sync::Arc;
@@ -13,7 +13,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::signup::{self, PreparedSignup, SignupOutcome, SignupRequest};
 use super::{Policy, ServiceError};
-use crate::config::DatabaseUrl;
 use crate::db::{self, Pool, StorageError};
 
 /// Most signups committed together.
@@ -35,20 +34,17 @@ struct Job {
 }
 
 impl Signups {
-    /// Direct transactions on PostgreSQL; on SQLite, starts the group-commit writer, which
-    /// stops when the last clone is dropped.
+    /// Starts the group-commit writer thread, which stops when the last clone is dropped.
+    /// Should no thread be had, each signup is its own transaction instead.
     pub fn new(pool: Pool, policy: Policy) -> Self {
-        let group = match policy.settings.database_url {
-            DatabaseUrl::Postgres(_) => None,
-            DatabaseUrl::Sqlite(_) => {
-                let (sender, receiver) = mpsc::channel(QUEUE);
-                let (pool, policy) = (pool.clone(), policy.clone());
-                std::thread::Builder::new()
-                    .name("signup-writer".into())
-                    .spawn(move || write_groups(&pool, &policy, receiver))
-                    .ok()
-                    .map(|_| Arc::new(sender))
-            }
+        let group = {
+            let (sender, receiver) = mpsc::channel(QUEUE);
+            let (pool, policy) = (pool.clone(), policy.clone());
+            std::thread::Builder::new()
+                .name("signup-writer".into())
+                .spawn(move || write_groups(&pool, &policy, receiver))
+                .ok()
+                .map(|_| Arc::new(sender))
         };
         Self {
             pool,
@@ -63,10 +59,7 @@ impl Signups {
         let Some(group) = &self.group else {
             let policy = self.policy.clone();
             return db::run_with(&self.pool, move |conn| {
-                if signup::record_new_reader(conn, &policy, &signup)? {
-                    return Ok(SignupOutcome::ConfirmationQueued);
-                }
-                db::write_transaction(conn, |conn| signup::record(conn, &policy, &signup))
+                db::write_transaction(conn, |conn| record_one(conn, &policy, &signup))
             })
             .await;
         };
@@ -77,6 +70,18 @@ impl Signups {
             .map_err(|_| writer_gone())?;
         answer.await.map_err(|_| writer_gone())?
     }
+}
+
+/// A new reader in one statement where the backend allows it, else the general path.
+fn record_one(
+    conn: &mut db::DbConnection,
+    policy: &Policy,
+    signup: &PreparedSignup,
+) -> Result<SignupOutcome, ServiceError> {
+    if signup::record_new_reader(conn, policy, signup)? {
+        return Ok(SignupOutcome::ConfirmationQueued);
+    }
+    signup::record(conn, policy, signup)
 }
 
 fn writer_gone() -> ServiceError {
@@ -126,7 +131,7 @@ fn commit_group(
     let together = db::write_transaction(&mut conn, |conn| {
         group
             .iter()
-            .map(|job| signup::record(conn, policy, &job.signup))
+            .map(|job| record_one(conn, policy, &job.signup))
             .collect::<Result<Vec<_>, ServiceError>>()
     });
     let error = match together {
@@ -137,8 +142,6 @@ fn commit_group(
     tracing::warn!(%error, signups = group.len(), "a group of signups failed; recording them one by one");
     group
         .iter()
-        .map(|job| {
-            db::write_transaction(&mut conn, |conn| signup::record(conn, policy, &job.signup))
-        })
+        .map(|job| db::write_transaction(&mut conn, |conn| record_one(conn, policy, &job.signup)))
         .collect()
 }
