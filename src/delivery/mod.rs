@@ -4,7 +4,7 @@
 //!
 //! Three stages, joined by channels, keep the wire busy:
 //! - the **claimer** leases due rows in chunks (one short transaction per chunk) and keeps
-//!   a queue of at most two chunks ahead of the senders;
+//!   a queue of a few chunks ahead of the senders;
 //! - `SPACEDIGEST_SEND_CONCURRENCY` **senders**, each owning one SMTP connection, build
 //!   each reader's copy and send it;
 //! - the **recorder** commits outcomes in groups: whatever has finished since its last
@@ -38,6 +38,9 @@ const EXPIRED_TOKEN_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 const CLEANUP_INTERVAL: Duration = Duration::from_secs(3600);
 /// Issues kept prepared; a worker rarely sends more than a few at a time.
 const CACHED_ISSUES: usize = 64;
+/// Chunks that may wait for senders: enough that the next claim is done before the
+/// senders run dry, even when a claim takes as long as sending a chunk.
+const QUEUED_CHUNKS: usize = 4;
 /// How long the claimer waits after a short claim before the next one.
 const CLAIM_GATHER: Duration = Duration::from_millis(20);
 /// Most outcomes committed in one transaction.
@@ -127,7 +130,7 @@ impl DeliveryWorker {
             chunk,
             "delivery worker started"
         );
-        let (work_tx, work_rx) = mpsc::channel::<Job>(2 * chunk);
+        let (work_tx, work_rx) = mpsc::channel::<Job>(QUEUED_CHUNKS * chunk);
         let work_rx = Arc::new(Mutex::new(work_rx));
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Finished>();
         let in_flight = Arc::new(Semaphore::new(self.settings.in_flight));
@@ -284,7 +287,7 @@ impl DeliveryWorker {
     }
 }
 
-/// How many emails one claim leases. Two chunks may wait for senders, and a claimed
+/// How many emails one claim leases. A few chunks may wait for senders, and a claimed
 /// email must go out well within its lease, so a relay quota makes chunks smaller.
 fn claim_chunk(settings: &DeliverySettings) -> usize {
     let mut chunk = (settings.concurrency * 8).clamp(32, 512);
@@ -296,7 +299,7 @@ fn claim_chunk(settings: &DeliverySettings) -> usize {
     for rate in per_second.into_iter().filter(|rate| *rate > 0.0) {
         // Truncation is intended: a whole number of emails, at least one.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let affordable = (rate * quarter_lease / 2.0) as usize;
+        let affordable = (rate * quarter_lease / QUEUED_CHUNKS as f64) as usize;
         chunk = chunk.min(affordable.max(1));
     }
     chunk
@@ -501,9 +504,9 @@ mod tests {
         assert_eq!(claim_chunk(&settings(1, 0, 0)), 32);
         assert_eq!(claim_chunk(&settings(16, 0, 0)), 128);
         assert_eq!(claim_chunk(&settings(1024, 0, 0)), 512);
-        // 10/s for a quarter of a 120 s lease, split over the two queued chunks.
-        assert_eq!(claim_chunk(&settings(16, 10, 0)), 128);
-        assert_eq!(claim_chunk(&settings(16, 2, 0)), 30);
+        // 10/s for a quarter of a 120 s lease, split over the four queued chunks.
+        assert_eq!(claim_chunk(&settings(16, 10, 0)), 75);
+        assert_eq!(claim_chunk(&settings(16, 2, 0)), 15);
         assert_eq!(claim_chunk(&settings(16, 0, 100)), 1);
     }
 }
