@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::signup::{self, PreparedSignup, SignupOutcome, SignupRequest};
 use super::{Policy, ServiceError};
+use crate::config::DatabaseUrl;
 use crate::db::{self, Pool, StorageError};
 
 /// Most signups committed together.
@@ -37,15 +38,25 @@ impl Signups {
     /// Starts the group-commit writer thread, which stops when the last clone is dropped.
     /// Should no thread be had, each signup is its own transaction instead.
     pub fn new(pool: Pool, policy: Policy) -> Self {
-        let group = {
-            let (sender, receiver) = mpsc::channel(QUEUE);
-            let (pool, policy) = (pool.clone(), policy.clone());
-            std::thread::Builder::new()
-                .name("signup-writer".into())
-                .spawn(move || write_groups(&pool, &policy, receiver))
-                .ok()
-                .map(|_| Arc::new(sender))
+        // SQLite has one write lock; PostgreSQL can commit two groups at once, so while
+        // one writer waits on the server the other fills its next group.
+        let writers = match policy.settings.database_url {
+            DatabaseUrl::Sqlite(_) => 1,
+            DatabaseUrl::Postgres(_) => 2,
         };
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        let receiver = Arc::new(std::sync::Mutex::new(receiver));
+        let started = (0..writers)
+            .filter(|_| {
+                let (pool, policy, receiver) =
+                    (pool.clone(), policy.clone(), Arc::clone(&receiver));
+                std::thread::Builder::new()
+                    .name("signup-writer".into())
+                    .spawn(move || write_groups(&pool, &policy, &receiver))
+                    .is_ok()
+            })
+            .count();
+        let group = (started > 0).then(|| Arc::new(sender));
         Self {
             pool,
             policy,
@@ -89,15 +100,24 @@ fn writer_gone() -> ServiceError {
 }
 
 /// The writer thread: one transaction per group of waiting signups.
-fn write_groups(pool: &Pool, policy: &Policy, mut jobs: mpsc::Receiver<Job>) {
-    while let Some(first) = jobs.blocking_recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match jobs.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
+fn write_groups(pool: &Pool, policy: &Policy, jobs: &std::sync::Mutex<mpsc::Receiver<Job>>) {
+    loop {
+        let group = {
+            let mut jobs = jobs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(first) = jobs.blocking_recv() else {
+                return;
+            };
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match jobs.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
             }
-        }
+            group
+        };
         let results = commit_group(pool, policy, &group);
         for (job, result) in group.into_iter().zip(results) {
             // The client may have gone; the signup stands either way.
