@@ -1,6 +1,6 @@
 -- Shared by the wrk scripts: prints one machine-readable line that bench/run parses.
--- Latencies are in microseconds; "non200" counts responses whose status was not 200
--- (wrk's own summary.errors.status counts only statuses >= 400).
+-- Latencies are in microseconds; "non200" counts failed answers (wrk's
+-- summary.errors.status: statuses >= 400).
 
 local report = {}
 
