@@ -122,8 +122,12 @@ pub fn claim(
     lease_until: NaiveDateTime,
 ) -> QueryResult<Vec<QueuedEmail>> {
     write_transaction(conn, |conn| {
+        // The status is written into the SQL, not bound: a planner can use the partial
+        // index `outbound_emails_due` only when it sees the index's own condition.
         let due = outbound_emails::table
-            .filter(outbound_emails::status.eq(status::PENDING))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "outbound_emails.status = 'pending'",
+            ))
             .filter(outbound_emails::next_attempt_at.le(now))
             .order((outbound_emails::next_attempt_at, outbound_emails::id))
             .limit(limit)
