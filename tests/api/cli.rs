@@ -168,7 +168,10 @@ fn serve_writes_confirmation_mail_to_the_outbox_and_stops_on_sigterm() {
         .env("SPACEDIGEST_DATABASE_URL", db.url_string())
         .env("SPACEDIGEST_LISTEN", format!("127.0.0.1:{port}"))
         .env("SPACEDIGEST_BASE_URL", format!("http://127.0.0.1:{port}"))
-        .env("SPACEDIGEST_LOG", "warn")
+        .env(
+            "SPACEDIGEST_LOG",
+            "warn,spacedigest::app=info,spacedigest::delivery=info",
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -214,10 +217,20 @@ fn serve_writes_confirmation_mail_to_the_outbox_and_stops_on_sigterm() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "serve did not stop on SIGTERM"
-        );
+        if std::time::Instant::now() >= deadline {
+            // Say what it was doing: kill it, then read what it logged.
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let mut stderr = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            panic!("serve did not stop within 20 s of SIGTERM; it logged:\n{stderr}");
+        }
         std::thread::sleep(Duration::from_millis(100));
     };
     let mut stderr = String::new();
