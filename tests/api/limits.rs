@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{Mail, spawn_app, spawn_app_with, unique_email, urlencode};
+use crate::helpers::{Backend, Mail, backend, spawn_app, spawn_app_with, unique_email, urlencode};
 
 #[tokio::test]
 async fn twenty_concurrent_signups_of_one_address_make_one_subscription_and_one_email() {
@@ -22,6 +22,72 @@ async fn twenty_concurrent_signups_of_one_address_make_one_subscription_and_one_
     app.smtp()
         .assert_no_more_messages(1, Duration::from_secs(1))
         .await;
+}
+
+#[tokio::test]
+async fn a_signup_that_fails_fails_alone_among_the_signups_committed_with_it() {
+    use diesel::RunQueryDsl;
+    let app = spawn_app().await;
+    // The database refuses one address, so that signup fails inside whatever group of
+    // concurrent signups it is committed with.
+    app.db(|conn| {
+        let statements: &[&str] = match backend() {
+            Backend::Sqlite => &["CREATE TRIGGER refuse_one BEFORE INSERT ON subscribers \
+                 WHEN NEW.email_key = 'refused@example.com' \
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"],
+            Backend::Postgres => &[
+                "CREATE FUNCTION refuse_one() RETURNS trigger AS $$ BEGIN \
+                 IF NEW.email_key = 'refused@example.com' THEN \
+                 RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$ \
+                 LANGUAGE plpgsql",
+                "CREATE TRIGGER refuse_one BEFORE INSERT ON subscribers \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_one()",
+            ],
+        };
+        for statement in statements {
+            diesel::sql_query(*statement).execute(conn)?;
+        }
+        Ok(())
+    })
+    .await;
+    let mut addresses: Vec<String> = (0..30).map(|_| unique_email()).collect();
+    addresses.insert(15, "refused@example.com".into());
+    let bodies: Vec<String> = addresses
+        .iter()
+        .map(|email| format!("email={}", urlencode(email)))
+        .collect();
+    // Hold the write lock for a moment, so the signups queue up and are committed as a
+    // group once it is released.
+    let hold = app.db(|conn| {
+        spacedigest::db::write_transaction(conn, |conn| {
+            if backend() == Backend::Postgres {
+                diesel::sql_query("LOCK TABLE subscribers IN SHARE ROW EXCLUSIVE MODE")
+                    .execute(conn)?;
+            }
+            std::thread::sleep(Duration::from_millis(600));
+            Ok::<(), diesel::result::Error>(())
+        })
+    });
+    let signups = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        futures_util::future::join_all(bodies.iter().map(|body| app.post_subscriptions(body))).await
+    };
+    let ((), answers) = tokio::join!(hold, signups);
+    for (email, answer) in addresses.iter().zip(&answers) {
+        if email.starts_with("refused") {
+            assert!(answer.status >= 500, "{email}: {}", answer.status);
+        } else {
+            assert_eq!(answer.status, 200, "{email}: {}", answer.body);
+        }
+    }
+    assert_eq!(app.count_subscribers().await, 30);
+    let queued = app.outbound().await;
+    assert_eq!(queued.len(), 30, "{queued:?}");
+    assert!(
+        queued
+            .iter()
+            .all(|e| e.recipient_email != "refused@example.com")
+    );
 }
 
 #[tokio::test]
