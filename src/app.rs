@@ -1,6 +1,7 @@
 //! Assembles the running service: pool, migrations, secret key, worker, web server.
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
@@ -80,8 +81,10 @@ pub fn spawn_worker(
 pub struct Application {
     port: u16,
     server: Server,
-    background: Vec<JoinHandle<()>>,
+    background: Vec<(&'static str, JoinHandle<()>)>,
     shutdown: CancellationToken,
+    /// How long the background tasks get to stop after the server has.
+    stop_within: Duration,
 }
 
 impl Application {
@@ -104,18 +107,27 @@ impl Application {
         let signal = QueueSignal::default();
         let shutdown = CancellationToken::new();
         let background = vec![
-            spawn_worker(&policy, pool.clone(), signal.clone(), shutdown.clone())?,
-            tokio::spawn(crate::digest::scheduler::run_scheduler(
-                pool.clone(),
-                settings.clone(),
-                signal.clone(),
-                shutdown.clone(),
-            )),
-            tokio::spawn(crate::feeds::run_poller(
-                pool.clone(),
-                settings.feed_poll_interval,
-                shutdown.clone(),
-            )),
+            (
+                "delivery worker",
+                spawn_worker(&policy, pool.clone(), signal.clone(), shutdown.clone())?,
+            ),
+            (
+                "scheduler",
+                tokio::spawn(crate::digest::scheduler::run_scheduler(
+                    pool.clone(),
+                    settings.clone(),
+                    signal.clone(),
+                    shutdown.clone(),
+                )),
+            ),
+            (
+                "feed poller",
+                tokio::spawn(crate::feeds::run_poller(
+                    pool.clone(),
+                    settings.feed_poll_interval,
+                    shutdown.clone(),
+                )),
+            ),
         ];
         let state = AppState::new(pool, policy, signal);
         let server = web::server(listener, state, settings.http_workers)?;
@@ -131,6 +143,7 @@ impl Application {
             server,
             background,
             shutdown,
+            stop_within: settings.delivery.smtp_timeout + Duration::from_secs(10),
         })
     }
 
@@ -150,9 +163,19 @@ impl Application {
         let served = self.server.await;
         tracing::info!("web server stopped; stopping the worker, scheduler and poller");
         self.shutdown.cancel();
-        for task in self.background {
-            if let Err(error) = task.await {
-                tracing::error!(%error, "a background task ended abnormally");
+        // A task that does not stop must not keep the process alive: what it held comes
+        // back when its lease ends. Sends under way get the SMTP deadline to finish.
+        let deadline = tokio::time::Instant::now() + self.stop_within;
+        for (name, task) in self.background {
+            match tokio::time::timeout_at(deadline, task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::error!(%error, task = name, "a background task ended abnormally")
+                }
+                Err(_) => tracing::error!(
+                    task = name,
+                    "a background task did not stop in time; exiting without it"
+                ),
             }
         }
         served.context("the web server failed")
