@@ -39,7 +39,7 @@ impl Personaliser {
     }
 
     /// `List-Id` (RFC 2919) of a newsletter.
-    pub fn list_id(&self, title: &str, slug: &str) -> String {
+    fn list_id(&self, title: &str, slug: &str) -> String {
         let host = self.settings.base_url.host_str().unwrap_or("localhost");
         format!("{title} <{slug}.{host}>")
     }

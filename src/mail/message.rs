@@ -142,11 +142,10 @@ pub fn build_prepared(
     body: &PreparedBody,
     link: &str,
 ) -> Result<Outgoing, String> {
-    let content_type = ContentType::parse(&format!(
-        "multipart/alternative; boundary=\"{}\"",
-        body.boundary
-    ))
-    .map_err(|e| format!("cannot build the message: {e}"))?;
+    let content_type = body
+        .content_type
+        .clone()
+        .ok_or("cannot build the message: no usable multipart boundary")?;
     let message = envelope
         .builder()?
         .header(header::MIME_VERSION_1_0)
@@ -167,6 +166,10 @@ pub fn build_prepared(
 #[derive(Debug, Clone)]
 pub struct PreparedBody {
     boundary: String,
+    /// `multipart/alternative` with the boundary, parsed once for every copy.
+    content_type: Option<ContentType>,
+    /// How many slots take the link.
+    links: usize,
     segments: Vec<Segment>,
     size: usize,
 }
@@ -188,6 +191,11 @@ impl PreparedBody {
         let mut prepared = Self {
             segments: Vec::new(),
             size: 0,
+            content_type: ContentType::parse(&format!(
+                "multipart/alternative; boundary=\"{boundary}\""
+            ))
+            .ok(),
+            links: 0,
             boundary,
         };
         for (content_type, content) in [("text/plain", text), ("text/html", html)] {
@@ -209,6 +217,7 @@ impl PreparedBody {
                 prepared.push(encoded);
                 if !last {
                     prepared.segments.push(Segment::Link);
+                    prepared.links += 1;
                 }
             }
             prepared.push(b"\r\n".to_vec());
@@ -229,12 +238,7 @@ impl PreparedBody {
     pub fn render(&self, link: &str) -> Vec<u8> {
         let mut encoded_link = qp(link.as_bytes());
         encoded_link.extend_from_slice(b"=\r\n");
-        let links = self
-            .segments
-            .iter()
-            .filter(|s| matches!(s, Segment::Link))
-            .count();
-        let mut out = Vec::with_capacity(self.size + links * encoded_link.len());
+        let mut out = Vec::with_capacity(self.size + self.links * encoded_link.len());
         for segment in &self.segments {
             match segment {
                 Segment::Encoded(bytes) => out.extend_from_slice(bytes),

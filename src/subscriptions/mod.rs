@@ -7,7 +7,7 @@ mod signups;
 mod unsubscribe;
 
 pub use confirm::{ConfirmOutcome, confirm, peek_confirmation};
-pub use signup::{SignupOutcome, SignupRequest, subscribe};
+pub use signup::{SignupOutcome, SignupRequest};
 pub use signups::Signups;
 pub use unsubscribe::{Unsubscribed, describe_scope, unsubscribe};
 

@@ -83,17 +83,6 @@ fn confirmation_email(
     })?)
 }
 
-/// Records a signup in one transaction; concurrent signups of one address are serialised
-/// on the subscriber row, so they yield one subscriber and at most one email.
-pub fn subscribe(
-    conn: &mut DbConnection,
-    policy: &Policy,
-    request: &SignupRequest,
-) -> Result<SignupOutcome, ServiceError> {
-    let prepared = prepare(policy, request.clone())?;
-    db::write_transaction(conn, |conn| record(conn, policy, &prepared))
-}
-
 /// On PostgreSQL, records a brand-new reader's signup in a single statement. `false`,
 /// with nothing written, when the address is known or on SQLite: then [`record`] does
 /// the work.
@@ -128,7 +117,9 @@ pub fn record_new_reader(
     Ok(inserted.is_some())
 }
 
-/// Records a prepared signup; the caller provides the transaction.
+/// Records a prepared signup; the caller provides the transaction. Concurrent signups of
+/// one address are serialised on the subscriber row, so they yield one subscriber and at
+/// most one email.
 pub fn record(
     conn: &mut DbConnection,
     policy: &Policy,

@@ -221,27 +221,26 @@ fn serve_writes_confirmation_mail_to_the_outbox_and_stops_on_sigterm() {
             // Say what it was doing: kill it, then read what it logged.
             child.kill().unwrap();
             child.wait().unwrap();
-            let mut stderr = String::new();
-            use std::io::Read;
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut stderr)
-                .unwrap();
+            let stderr = logged(&mut child);
             panic!("serve did not stop within 20 s of SIGTERM; it logged:\n{stderr}");
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let mut stderr = String::new();
+    let stderr = logged(&mut child);
+    assert!(status.success(), "exit {status:?}: {stderr}");
+}
+
+/// Everything an exited child wrote to its piped stderr.
+fn logged(child: &mut std::process::Child) -> String {
     use std::io::Read;
+    let mut stderr = String::new();
     child
         .stderr
         .take()
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    assert!(status.success(), "exit {status:?}: {stderr}");
+    stderr
 }
 
 #[tokio::test]
