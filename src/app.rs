@@ -129,6 +129,17 @@ impl Application {
                 )),
             ),
         ];
+        // The dummy hash that unknown login addresses are checked against is made now,
+        // so the first such login takes as long as the rest.
+        tokio::task::spawn_blocking(crate::console::password::warm_up)
+            .await
+            .context("preparing the console's password check failed")?;
+        if db::run(&pool, db::operators::count).await? == 0 {
+            tracing::warn!(
+                console = %format!("{}/admin", settings.base_url.as_str().trim_end_matches('/')),
+                "no operator account exists yet: create one with `spacedigest admin create you@example.com` to use the console"
+            );
+        }
         let state = AppState::new(pool, policy, signal);
         let server = web::server(listener, state, settings.http_workers)?;
         tracing::info!(

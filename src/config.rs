@@ -227,6 +227,10 @@ pub struct Settings {
     pub feed_poll_interval: Duration,
     /// `SPACEDIGEST_LOG`: a tracing filter such as `info` or `spacedigest=debug`.
     pub log: String,
+    /// `SPACEDIGEST_ADMIN_SESSION_IDLE_MINUTES`: a console session unused this long ends.
+    pub admin_session_idle: Duration,
+    /// `SPACEDIGEST_ADMIN_SESSION_MAX_HOURS`: a console session ends this long after login.
+    pub admin_session_max: Duration,
 }
 
 /// The settings as written, before validation. Unknown keys are refused.
@@ -285,6 +289,10 @@ struct RawSettings {
     send_rate_per_hour: u32,
     #[serde(default = "defaults::log")]
     log: String,
+    #[serde(default = "defaults::admin_session_idle_minutes")]
+    admin_session_idle_minutes: u64,
+    #[serde(default = "defaults::admin_session_max_hours")]
+    admin_session_max_hours: u64,
 }
 
 mod defaults {
@@ -350,6 +358,14 @@ mod defaults {
     }
     pub fn log() -> String {
         "info".into()
+    }
+    // OWASP suggests 15 to 30 minutes of idleness for a low-risk application, and an
+    // absolute limit of a working day.
+    pub fn admin_session_idle_minutes() -> u64 {
+        30
+    }
+    pub fn admin_session_max_hours() -> u64 {
+        12
     }
 }
 
@@ -543,6 +559,15 @@ impl RawSettings {
                 positive("feed_poll_minutes", self.feed_poll_minutes)? * 60,
             ),
             log: self.log,
+            admin_session_idle: Duration::from_secs(
+                positive(
+                    "admin_session_idle_minutes",
+                    self.admin_session_idle_minutes,
+                )? * 60,
+            ),
+            admin_session_max: Duration::from_secs(
+                positive("admin_session_max_hours", self.admin_session_max_hours)? * 3600,
+            ),
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The command line: parses arguments and runs one command.
 
+mod admin;
 mod digest;
 mod feeds;
 mod stories;
@@ -49,6 +50,9 @@ pub enum Command {
     /// Preview, send and follow the daily digest.
     #[command(subcommand)]
     Digest(digest::DigestCommand),
+    /// Operator accounts for the console at /admin.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 /// `newsletter …`
@@ -100,6 +104,7 @@ impl Cli {
             Command::Stories(command) => stories::run(&settings, command).await,
             Command::Feed(command) => feeds::run(&settings, command).await,
             Command::Digest(command) => digest::run(&settings, command).await,
+            Command::Admin(command) => admin::run(&settings, command).await,
             Command::Newsletter(NewsletterCommand::List) => {
                 let pool = app::prepare_database(&settings).await?;
                 let all = db::run(&pool, newsletters::all).await?;

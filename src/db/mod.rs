@@ -7,6 +7,7 @@ pub mod confirmation_tokens;
 pub mod digests;
 pub mod feeds;
 pub mod newsletters;
+pub mod operators;
 pub mod outbound;
 pub mod schema;
 pub mod secrets;

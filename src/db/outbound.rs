@@ -36,12 +36,19 @@ impl EmailKind {
 pub mod status {
     /// Still to send (possibly retrying or claimed).
     pub const PENDING: &str = "pending";
+    /// Held back by an operator who paused the send; workers do not claim it.
+    pub const PAUSED: &str = "paused";
     /// The server answered 250.
     pub const SENT: &str = "sent";
     /// Permanently refused, or retried until the give-up time.
     pub const FAILED: &str = "failed";
     /// Not sent: the reader unsubscribed before their turn came.
     pub const SKIPPED: &str = "skipped";
+    /// Not sent: an operator cancelled the send.
+    pub const CANCELLED: &str = "cancelled";
+    /// States from which an attempt's outcome may still be recorded: a send paused or
+    /// cancelled while a copy was in flight records what really happened to that copy.
+    pub const UNFINISHED: [&str; 3] = [PENDING, PAUSED, CANCELLED];
 }
 
 /// An email to queue.
@@ -205,7 +212,7 @@ pub fn mark_sent(conn: &mut DbConnection, ids: &[i64], now: NaiveDateTime) -> Qu
     diesel::update(
         outbound_emails::table
             .filter(outbound_emails::id.eq_any(ids))
-            .filter(outbound_emails::status.eq(status::PENDING)),
+            .filter(outbound_emails::status.eq_any(status::UNFINISHED)),
     )
     .set((
         outbound_emails::status.eq(status::SENT),
@@ -244,7 +251,7 @@ pub fn schedule_retry(
     diesel::update(
         outbound_emails::table
             .find(id)
-            .filter(outbound_emails::status.eq(status::PENDING)),
+            .filter(outbound_emails::status.eq_any([status::PENDING, status::PAUSED])),
     )
     .set((
         outbound_emails::next_attempt_at.eq(next_attempt_at),
@@ -264,7 +271,7 @@ pub fn mark_failed(
     diesel::update(
         outbound_emails::table
             .find(id)
-            .filter(outbound_emails::status.eq(status::PENDING)),
+            .filter(outbound_emails::status.eq_any([status::PENDING, status::PAUSED])),
     )
     .set((
         outbound_emails::status.eq(status::FAILED),

@@ -23,6 +23,7 @@ diesel::table! {
         signup_ip -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        consent_note -> Nullable<Text>,
     }
 }
 
@@ -124,6 +125,38 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    operators (id) {
+        id -> BigInt,
+        email -> Text,
+        email_key -> Text,
+        password_hash -> Text,
+        created_at -> Timestamp,
+        password_changed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    operator_sessions (id_hash) {
+        id_hash -> Text,
+        operator_id -> BigInt,
+        csrf_token -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        ip -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    login_failures (id) {
+        id -> BigInt,
+        email_key -> Text,
+        ip -> Text,
+        failed_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(operator_sessions -> operators (operator_id));
 diesel::joinable!(subscriptions -> subscribers (subscriber_id));
 diesel::joinable!(subscriptions -> newsletters (newsletter_id));
 diesel::joinable!(confirmation_tokens -> subscribers (subscriber_id));
@@ -142,4 +175,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     stories,
     feeds,
     digest_issues,
+    operators,
+    operator_sessions,
+    login_failures,
 );

@@ -25,6 +25,8 @@ pub struct Subscriber {
     pub created_at: NaiveDateTime,
     /// Last change.
     pub updated_at: NaiveDateTime,
+    /// Consent recorded by an operator who imported the address as confirmed.
+    pub consent_note: Option<String>,
 }
 
 /// A subscriber to create.

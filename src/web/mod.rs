@@ -1,6 +1,7 @@
 //! The public web server: the signup page, confirmation and unsubscribe links.
 //! It never talks SMTP: everything it sends goes through the queue.
 
+pub mod admin;
 pub mod catalog;
 pub mod client_ip;
 pub mod form;
@@ -75,6 +76,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/static/style.css",
             web::route().guard(get_or_head()).to(assets::stylesheet),
         )
+        .configure(admin::configure_assets)
+        .configure(admin::configure)
         .service(
             web::resource("/subscriptions")
                 .wrap(signup_cors())

@@ -1,0 +1,104 @@
+//! Console sessions: a random id in an `HttpOnly`, `SameSite=Strict` cookie, stored only
+//! as its SHA-256, with a CSRF token of its own. Logout deletes the row, so the cookie
+//! stops working everywhere at once.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::NaiveDateTime;
+use subtle::ConstantTimeEq;
+
+use crate::db::operators::{self, Operator, Session};
+use crate::db::{DbConnection, now};
+use crate::tokens::{hash_token, random_bytes};
+
+/// How often `last_seen_at` is written: every request would make each page view a write.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+/// A new random token (43 URL-safe characters).
+pub fn new_token() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes())
+}
+
+/// A session that was just started: the cookie value goes to the browser once.
+pub struct NewSession {
+    /// The session id for the cookie; not stored.
+    pub cookie_value: String,
+    /// The stored row.
+    pub session: Session,
+}
+
+/// Starts a session for `operator_id` (a fresh id: logging in never reuses one).
+pub fn start(
+    conn: &mut DbConnection,
+    operator_id: i64,
+    ip: Option<String>,
+) -> diesel::QueryResult<NewSession> {
+    let cookie_value = new_token();
+    let now = now();
+    let session = Session {
+        id_hash: hash_token(&cookie_value),
+        operator_id,
+        csrf_token: new_token(),
+        created_at: now,
+        last_seen_at: now,
+        ip,
+    };
+    operators::insert_session(conn, &session)?;
+    Ok(NewSession {
+        cookie_value,
+        session,
+    })
+}
+
+/// The lifetime limits of sessions.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetime {
+    /// Unused this long, a session ends.
+    pub idle: Duration,
+    /// This long after login, a session ends.
+    pub max: Duration,
+}
+
+impl Lifetime {
+    fn expired(&self, session: &Session, now: NaiveDateTime) -> bool {
+        let idle = chrono::Duration::from_std(self.idle).unwrap_or(chrono::Duration::MAX);
+        let max = chrono::Duration::from_std(self.max).unwrap_or(chrono::Duration::MAX);
+        session.last_seen_at + idle <= now || session.created_at + max <= now
+    }
+}
+
+/// The live session for a cookie value, and its operator; an expired one is deleted.
+pub fn resume(
+    conn: &mut DbConnection,
+    cookie_value: &str,
+    lifetime: Lifetime,
+) -> diesel::QueryResult<Option<(Session, Operator)>> {
+    if cookie_value.len() != 43 {
+        return Ok(None);
+    }
+    let id_hash = hash_token(cookie_value);
+    let Some((session, operator)) = operators::find_session(conn, &id_hash)? else {
+        return Ok(None);
+    };
+    let now = now();
+    if lifetime.expired(&session, now) {
+        operators::delete_session(conn, &id_hash)?;
+        return Ok(None);
+    }
+    if (now - session.last_seen_at).to_std().unwrap_or_default() >= TOUCH_EVERY {
+        operators::touch_session(conn, &id_hash, now)?;
+    }
+    Ok(Some((session, operator)))
+}
+
+/// True when `offered` is the session's CSRF token (compared in constant time).
+pub fn csrf_matches(session: &Session, offered: &str) -> bool {
+    !offered.is_empty() && bool::from(session.csrf_token.as_bytes().ct_eq(offered.as_bytes()))
+}
+
+/// True when two tokens are equal (constant time) and not empty.
+pub fn tokens_match(a: &str, b: &str) -> bool {
+    !a.is_empty() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}

@@ -1,0 +1,247 @@
+//! Operator accounts, their console sessions, and failed logins.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::DbConnection;
+use super::schema::{login_failures, operator_sessions, operators};
+
+/// An operator account.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = operators)]
+pub struct Operator {
+    /// Row id.
+    pub id: i64,
+    /// The address as entered.
+    pub email: String,
+    /// Lower-cased address: one account per mailbox.
+    pub email_key: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Created at.
+    pub created_at: NaiveDateTime,
+    /// Last password change.
+    pub password_changed_at: NaiveDateTime,
+}
+
+/// Creates an account; `None` when the address already has one.
+pub fn create(
+    conn: &mut DbConnection,
+    email: &str,
+    password_hash: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Option<Operator>> {
+    let key = email.to_lowercase();
+    if find_by_email(conn, &key)?.is_some() {
+        return Ok(None);
+    }
+    diesel::insert_into(operators::table)
+        .values((
+            operators::email.eq(email),
+            operators::email_key.eq(&key),
+            operators::password_hash.eq(password_hash),
+            operators::created_at.eq(now),
+            operators::password_changed_at.eq(now),
+        ))
+        .execute(conn)?;
+    find_by_email(conn, &key)
+}
+
+/// The account with this address (any case).
+pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option<Operator>> {
+    operators::table
+        .filter(operators::email_key.eq(email.to_lowercase()))
+        .select(Operator::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Every account, oldest first.
+pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<Operator>> {
+    operators::table
+        .order(operators::id)
+        .select(Operator::as_select())
+        .load(conn)
+}
+
+/// How many accounts exist.
+pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
+    operators::table.count().get_result(conn)
+}
+
+/// Sets a new password hash and ends every session of the account except `keep`.
+pub fn set_password(
+    conn: &mut DbConnection,
+    operator_id: i64,
+    password_hash: &str,
+    keep: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    super::write_transaction(conn, |conn| {
+        diesel::update(operators::table.find(operator_id))
+            .set((
+                operators::password_hash.eq(password_hash),
+                operators::password_changed_at.eq(now),
+            ))
+            .execute(conn)?;
+        let others = operator_sessions::table
+            .filter(operator_sessions::operator_id.eq(operator_id))
+            .filter(operator_sessions::id_hash.ne(keep.unwrap_or("")));
+        diesel::delete(others).execute(conn)?;
+        Ok(())
+    })
+}
+
+/// A stored console session.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = operator_sessions)]
+pub struct Session {
+    /// SHA-256 of the session id in the cookie.
+    pub id_hash: String,
+    /// Whose session.
+    pub operator_id: i64,
+    /// The token every state-changing form must carry.
+    pub csrf_token: String,
+    /// Login time.
+    pub created_at: NaiveDateTime,
+    /// Last request.
+    pub last_seen_at: NaiveDateTime,
+    /// Client IP at login.
+    pub ip: Option<String>,
+}
+
+/// Stores a new session.
+pub fn insert_session(conn: &mut DbConnection, session: &Session) -> QueryResult<()> {
+    diesel::insert_into(operator_sessions::table)
+        .values((
+            operator_sessions::id_hash.eq(&session.id_hash),
+            operator_sessions::operator_id.eq(session.operator_id),
+            operator_sessions::csrf_token.eq(&session.csrf_token),
+            operator_sessions::created_at.eq(session.created_at),
+            operator_sessions::last_seen_at.eq(session.last_seen_at),
+            operator_sessions::ip.eq(session.ip.as_deref()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The session with this id hash and its operator.
+pub fn find_session(
+    conn: &mut DbConnection,
+    id_hash: &str,
+) -> QueryResult<Option<(Session, Operator)>> {
+    operator_sessions::table
+        .inner_join(operators::table)
+        .filter(operator_sessions::id_hash.eq(id_hash))
+        .select((Session::as_select(), Operator::as_select()))
+        .first(conn)
+        .optional()
+}
+
+/// Records activity on a session.
+pub fn touch_session(
+    conn: &mut DbConnection,
+    id_hash: &str,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(operator_sessions::table.find(id_hash))
+        .set(operator_sessions::last_seen_at.eq(now))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Ends one session.
+pub fn delete_session(conn: &mut DbConnection, id_hash: &str) -> QueryResult<()> {
+    diesel::delete(operator_sessions::table.find(id_hash)).execute(conn)?;
+    Ok(())
+}
+
+/// Removes sessions that can no longer be used.
+pub fn delete_stale_sessions(
+    conn: &mut DbConnection,
+    idle_before: NaiveDateTime,
+    created_before: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::delete(
+        operator_sessions::table.filter(
+            operator_sessions::last_seen_at
+                .lt(idle_before)
+                .or(operator_sessions::created_at.lt(created_before)),
+        ),
+    )
+    .execute(conn)
+}
+
+/// Failed logins since `since`: for the account, for the account from this IP, and from
+/// this IP for any account, with the oldest of each (for `Retry-After`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FailureCounts {
+    /// For this account from anywhere.
+    pub account: (i64, Option<NaiveDateTime>),
+    /// For this account from this IP.
+    pub account_from_ip: (i64, Option<NaiveDateTime>),
+    /// From this IP, any account.
+    pub ip: (i64, Option<NaiveDateTime>),
+}
+
+/// Counts recent failures.
+pub fn failures_since(
+    conn: &mut DbConnection,
+    email_key: &str,
+    ip: &str,
+    since: NaiveDateTime,
+) -> QueryResult<FailureCounts> {
+    let recent = || login_failures::table.filter(login_failures::failed_at.gt(since));
+    let tally = (
+        diesel::dsl::count_star(),
+        diesel::dsl::min(login_failures::failed_at),
+    );
+    Ok(FailureCounts {
+        account: recent()
+            .filter(login_failures::email_key.eq(email_key))
+            .select(tally)
+            .first(conn)?,
+        account_from_ip: recent()
+            .filter(login_failures::email_key.eq(email_key))
+            .filter(login_failures::ip.eq(ip))
+            .select(tally)
+            .first(conn)?,
+        ip: recent()
+            .filter(login_failures::ip.eq(ip))
+            .select(tally)
+            .first(conn)?,
+    })
+}
+
+/// Records a failed login and forgets failures older than `forget_before`.
+pub fn record_failure(
+    conn: &mut DbConnection,
+    email_key: &str,
+    ip: &str,
+    now: NaiveDateTime,
+    forget_before: NaiveDateTime,
+) -> QueryResult<()> {
+    super::write_transaction(conn, |conn| {
+        diesel::delete(login_failures::table.filter(login_failures::failed_at.lt(forget_before)))
+            .execute(conn)?;
+        diesel::insert_into(login_failures::table)
+            .values((
+                login_failures::email_key.eq(email_key),
+                login_failures::ip.eq(ip),
+                login_failures::failed_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// Forgets the failures of this account from this IP (after a successful login there).
+pub fn clear_failures(conn: &mut DbConnection, email_key: &str, ip: &str) -> QueryResult<()> {
+    diesel::delete(
+        login_failures::table
+            .filter(login_failures::email_key.eq(email_key))
+            .filter(login_failures::ip.eq(ip)),
+    )
+    .execute(conn)?;
+    Ok(())
+}

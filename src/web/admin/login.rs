@@ -1,0 +1,344 @@
+//! Login, logout and the operator's own account (password change).
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::session::{cookie_name, secure_cookies};
+use super::{Console, ConsoleError, CsrfForm, Layout, render, render_with, see_other};
+use crate::console::{OperatorPassword, login_limit, password, sessions};
+use crate::db::{self, operators};
+use crate::web::AppState;
+use crate::web::client_ip::{client_ip, rate_limit_key};
+
+/// The login form's own CSRF token lives in a cookie (double submit): there is no
+/// session yet to keep it in.
+const LOGIN_COOKIE: &str = "spacedigest_login";
+const LOGIN_COOKIE_SECURE: &str = "__Host-spacedigest_login";
+
+/// Longest address the login form looks up.
+const MAX_EMAIL_BYTES: usize = 254;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/login")
+            .route(web::get().to(login_page))
+            .route(web::post().to(login)),
+    )
+    .route("/logout", web::post().to(logout))
+    .route("/account", web::get().to(account_page))
+    .route("/account/password", web::post().to(change_password));
+}
+
+#[derive(Template)]
+#[template(path = "admin/login.html")]
+struct LoginPage {
+    csrf_token: String,
+    email: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+    no_operator: bool,
+}
+
+fn login_cookie_name(state: &AppState) -> &'static str {
+    if secure_cookies(state) {
+        LOGIN_COOKIE_SECURE
+    } else {
+        LOGIN_COOKIE
+    }
+}
+
+fn cookie<'a>(state: &AppState, name: &'a str, value: String) -> Cookie<'a> {
+    Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure_cookies(state))
+        .finish()
+}
+
+fn removal<'a>(state: &AppState, name: &'a str) -> Cookie<'a> {
+    let mut gone = cookie(state, name, String::new());
+    gone.set_max_age(CookieDuration::ZERO);
+    gone
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    done: Option<String>,
+}
+
+async fn login_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    let token = req
+        .cookie(login_cookie_name(&state))
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() == 43)
+        .unwrap_or_else(sessions::new_token);
+    let no_operator = db::run(&state.pool, operators::count).await? == 0;
+    let notice = match query.done.as_deref() {
+        Some("logged-out") => Some("You have logged out."),
+        Some("expired") => Some("Your session has ended. Please log in again."),
+        _ => None,
+    };
+    let page = LoginPage {
+        csrf_token: token.clone(),
+        email: String::new(),
+        error: None,
+        notice,
+        no_operator,
+    };
+    let mut response = render(&page)?;
+    response
+        .add_cookie(&cookie(&state, login_cookie_name(&state), token))
+        .map_err(|e| ConsoleError::Internal(e.into()))?;
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let form: LoginForm = serde_urlencoded::from_bytes(&body)
+        .map_err(|_| ConsoleError::BadInput("the login form could not be read".into()))?;
+    let expected = req
+        .cookie(login_cookie_name(&state))
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
+    if !sessions::tokens_match(&expected, &form.csrf_token) {
+        return Err(ConsoleError::Csrf);
+    }
+    let email = form.email.trim().to_owned();
+    let email_key = email.to_lowercase();
+    let ip = client_ip(&req, &state.trusted_proxies)
+        .map(|ip| rate_limit_key(ip).to_string())
+        .unwrap_or_else(|| "unknown".into());
+
+    let now = db::now();
+    let (key, from) = (email_key.clone(), ip.clone());
+    let counts = db::run(&state.pool, move |conn| {
+        operators::failures_since(conn, &key, &from, login_limit::window_start(now))
+    })
+    .await?;
+    if let Some(wait) = login_limit::retry_after(&counts, now) {
+        tracing::warn!(%ip, "console: login refused by the rate limit");
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        let page = LoginPage {
+            csrf_token: form.csrf_token,
+            email,
+            error: Some(format!(
+                "Too many failed attempts. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            )),
+            notice: None,
+            no_operator: false,
+        };
+        let mut response = render_with(StatusCode::TOO_MANY_REQUESTS, &page)?;
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(wait.as_secs().max(1)),
+        );
+        return Ok(response);
+    }
+
+    let key = email_key.clone();
+    let operator = if email.len() <= MAX_EMAIL_BYTES {
+        db::run(&state.pool, move |conn| {
+            operators::find_by_email(conn, &key)
+        })
+        .await?
+    } else {
+        None
+    };
+    let stored = operator.as_ref().map(|o| o.password_hash.clone());
+    let offered = form.password;
+    // Unknown addresses are checked against a dummy hash: same work, same time.
+    let ok = web::block(move || password::verify(&offered, stored.as_deref()))
+        .await
+        .map_err(|e| ConsoleError::Internal(e.into()))?;
+
+    let operator = match (ok, operator) {
+        (true, Some(operator)) => operator,
+        _ => {
+            let (key, from) = (email_key, ip.clone());
+            db::run(&state.pool, move |conn| {
+                operators::record_failure(conn, &key, &from, now, login_limit::window_start(now))
+            })
+            .await?;
+            tracing::info!(%ip, "console: failed login");
+            let page = LoginPage {
+                csrf_token: form.csrf_token,
+                email,
+                error: Some("The email address or password is not right.".into()),
+                notice: None,
+                no_operator: false,
+            };
+            return render_with(StatusCode::UNAUTHORIZED, &page);
+        }
+    };
+
+    // A fresh session id at every login: one fixed before login is never promoted.
+    let previous = req
+        .cookie(cookie_name(&state))
+        .map(|c| crate::tokens::hash_token(c.value()));
+    let (key, from, operator_id) = (email_key, ip.clone(), operator.id);
+    let started = db::run(&state.pool, move |conn| {
+        operators::clear_failures(conn, &key, &from)?;
+        if let Some(previous) = previous {
+            operators::delete_session(conn, &previous)?;
+        }
+        sessions::start(conn, operator_id, Some(from))
+    })
+    .await?;
+    tracing::info!(operator_id, %ip, "console: operator logged in");
+    let mut response = see_other("/admin");
+    response
+        .add_cookie(&cookie(&state, cookie_name(&state), started.cookie_value))
+        .map_err(|e| ConsoleError::Internal(e.into()))?;
+    response
+        .add_cookie(&removal(&state, login_cookie_name(&state)))
+        .map_err(|e| ConsoleError::Internal(e.into()))?;
+    Ok(response)
+}
+
+async fn logout(form: CsrfForm) -> Result<HttpResponse, ConsoleError> {
+    let console = form.console;
+    let id_hash = console.session.id_hash.clone();
+    db::run(console.pool(), move |conn| {
+        operators::delete_session(conn, &id_hash)
+    })
+    .await?;
+    tracing::info!(
+        operator_id = console.operator.id,
+        "console: operator logged out"
+    );
+    let mut response = see_other("/admin/login?done=logged-out");
+    response
+        .add_cookie(&removal(&console.state, cookie_name(&console.state)))
+        .map_err(|e| ConsoleError::Internal(e.into()))?;
+    Ok(response)
+}
+
+#[derive(Template)]
+#[template(path = "admin/account.html")]
+struct AccountPage {
+    layout: Layout,
+    error: Option<String>,
+    other_sessions: i64,
+}
+
+#[derive(Deserialize)]
+struct DoneQuery {
+    done: Option<String>,
+}
+
+async fn account_page(
+    console: Console,
+    query: web::Query<DoneQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    let notice = (query.done.as_deref() == Some("password-changed"))
+        .then(|| "Your password was changed. Every other session has ended.".to_owned());
+    let other_sessions = other_sessions(&console).await?;
+    render(&AccountPage {
+        layout: console.layout_with_notice("account", notice),
+        error: None,
+        other_sessions,
+    })
+}
+
+async fn other_sessions(console: &Console) -> Result<i64, ConsoleError> {
+    use crate::db::schema::operator_sessions;
+    use diesel::prelude::*;
+    let (operator_id, id_hash) = (console.operator.id, console.session.id_hash.clone());
+    Ok(db::run(console.pool(), move |conn| {
+        operator_sessions::table
+            .filter(operator_sessions::operator_id.eq(operator_id))
+            .filter(operator_sessions::id_hash.ne(id_hash))
+            .count()
+            .get_result(conn)
+    })
+    .await?)
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    confirm_password: String,
+}
+
+async fn change_password(form: CsrfForm) -> Result<HttpResponse, ConsoleError> {
+    let input: PasswordForm = form.parse()?;
+    let console = form.console;
+    let refuse = |console: &Console, message: String, others: i64| {
+        render_with(
+            StatusCode::BAD_REQUEST,
+            &AccountPage {
+                layout: console.layout("account"),
+                error: Some(message),
+                other_sessions: others,
+            },
+        )
+    };
+    let stored = console.operator.password_hash.clone();
+    let current = input.current_password;
+    let ok = web::block(move || password::verify(&current, Some(&stored)))
+        .await
+        .map_err(|e| ConsoleError::Internal(e.into()))?;
+    if !ok {
+        let others = other_sessions(&console).await?;
+        return refuse(
+            &console,
+            "Your current password is not right.".into(),
+            others,
+        );
+    }
+    if input.new_password != input.confirm_password {
+        let others = other_sessions(&console).await?;
+        return refuse(
+            &console,
+            "The two new passwords are not the same.".into(),
+            others,
+        );
+    }
+    let new = match OperatorPassword::parse(&input.new_password, &console.operator.email) {
+        Ok(new) => new,
+        Err(e) => {
+            let others = other_sessions(&console).await?;
+            return refuse(&console, format!("Choose another password: {e}."), others);
+        }
+    };
+    let hash = web::block(move || new.hash())
+        .await
+        .map_err(|e| ConsoleError::Internal(e.into()))?;
+    let (operator_id, keep) = (console.operator.id, console.session.id_hash.clone());
+    db::run(console.pool(), move |conn| {
+        operators::set_password(conn, operator_id, &hash, Some(&keep), db::now())
+    })
+    .await?;
+    tracing::info!(
+        operator_id,
+        "console: password changed; other sessions ended"
+    );
+    Ok(see_other("/admin/account?done=password-changed"))
+}

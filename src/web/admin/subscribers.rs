@@ -1,0 +1,5 @@
+//! The console's subscribers pages.
+
+use actix_web::web;
+
+pub fn configure(_cfg: &mut web::ServiceConfig) {}

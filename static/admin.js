@@ -1,0 +1,1 @@
+// spacedigest console. The only script: pages work without it.
