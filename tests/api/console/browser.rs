@@ -1,0 +1,431 @@
+//! The console end to end in a real browser: headless Chromium driven over WebDriver
+//! (chromedriver), with JavaScript on, as an operator uses it. Also runs axe-core, an
+//! automated accessibility checker, on every console page it passes.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`, and axe-core from npm in
+//! `tests/browser/node_modules` (`.ci/run` installs all three). Where they are missing,
+//! `cargo test` skips this one test and says why, unless
+//! `SPACEDIGEST_REQUIRE_BROWSER_TEST=1` (set by `.ci/run`) makes that a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::FutureExt;
+use serde_json::json;
+
+use super::{OPERATOR_EMAIL, OPERATOR_PASSWORD, create_operator};
+use crate::helpers::{TestApp, spawn_app, unique_email};
+use crate::smtp_server::free_port;
+
+const REQUIRE_VAR: &str = "SPACEDIGEST_REQUIRE_BROWSER_TEST";
+
+struct Tools {
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+    axe: PathBuf,
+}
+
+fn find_program(variable: &str, candidates: &[&str]) -> Option<PathBuf> {
+    if let Ok(path) = std::env::var(variable) {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in candidates {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    None
+}
+
+fn find_tools() -> Result<Tools, String> {
+    let chromium = find_program("SPACEDIGEST_CHROMIUM", &["chromium", "chromium-browser"])
+        .ok_or("no chromium on PATH (Debian: apt-get install chromium)")?;
+    let chromedriver = find_program("SPACEDIGEST_CHROMEDRIVER", &["chromedriver"])
+        .ok_or("no chromedriver on PATH (Debian: apt-get install chromium-driver)")?;
+    let axe = std::env::var("SPACEDIGEST_AXE_JS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/browser/node_modules/axe-core/axe.min.js")
+        });
+    if !axe.is_file() {
+        return Err(format!(
+            "no axe-core at {} (run: npm install --prefix tests/browser)",
+            axe.display()
+        ));
+    }
+    Ok(Tools {
+        chromium,
+        chromedriver,
+        axe,
+    })
+}
+
+/// chromedriver, stopped when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_driver(tools: &Tools) -> Driver {
+    let port = free_port();
+    let child = Command::new(&tools.chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let status = format!("{}/status", driver.url);
+    for _ in 0..100 {
+        if reqwest::get(&status)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return driver;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not answer on {}", driver.url);
+}
+
+async fn open_browser(tools: &Tools, driver: &Driver) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": tools.chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,1000", "--no-first-run", "--disable-extensions"],
+        }),
+    );
+    // chromedriver is on 127.0.0.1: plain HTTP, no TLS stack needed.
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+fn artifacts_dir() -> PathBuf {
+    let dir = std::env::var("SPACEDIGEST_ARTIFACTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/artifacts"));
+    std::fs::create_dir_all(&dir).expect("the artifacts directory");
+    dir
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.expect("a screenshot");
+    let path = artifacts_dir().join(name);
+    std::fs::write(&path, png).expect("the screenshot is saved");
+    println!("screenshot: {}", path.display());
+}
+
+/// Runs axe-core on the current page (WCAG 2.1 A and AA, plus landmark best practices)
+/// and fails with the violations listed.
+async fn assert_accessible(browser: &Client, axe_source: &str, page: &str) {
+    browser
+        .execute(&format!("{axe_source}\nreturn true;"), vec![])
+        .await
+        .expect("axe-core loads");
+    let result = browser
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               axe.run(document, {
+                 runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] }
+               }).then(r => done(r.violations.map(v => ({
+                 id: v.id, impact: v.impact, help: v.help,
+                 nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))
+               })))).catch(e => done([{ id: 'axe-error', help: String(e), nodes: [] }]));"#,
+            vec![],
+        )
+        .await
+        .expect("axe-core runs");
+    let violations = result.as_array().cloned().unwrap_or_default();
+    assert!(
+        violations.is_empty(),
+        "accessibility violations on {page}:\n{}",
+        serde_json::to_string_pretty(&violations).unwrap()
+    );
+    println!("axe: no violations on {page}");
+}
+
+async fn text_of(browser: &Client, css: &str) -> String {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn confirmed_reader(app: &TestApp, already: usize) -> String {
+    let email = unique_email();
+    app.sign_up(&email).await;
+    let mails = app.emails(already + 1).await;
+    let confirmation = mails
+        .iter()
+        .find(|m| m.recipients().contains(&email))
+        .expect("the confirmation email");
+    let link = app.confirmation_link(confirmation);
+    assert_eq!(app.confirm_via(&link).await.status, 200);
+    email
+}
+
+#[tokio::test]
+async fn an_operator_logs_in_adds_a_story_previews_and_sends_the_digest_in_a_browser() {
+    let tools = match find_tools() {
+        Ok(tools) => tools,
+        Err(reason) if std::env::var_os(REQUIRE_VAR).is_none() => {
+            eprintln!(
+                "SKIPPED the browser test: {reason}; set {REQUIRE_VAR}=1 to make this a failure"
+            );
+            return;
+        }
+        Err(reason) => panic!("{REQUIRE_VAR} is set but the browser test cannot run: {reason}"),
+    };
+    let axe_source = std::fs::read_to_string(&tools.axe).expect("axe-core is readable");
+    let app = spawn_app().await;
+    create_operator(&app, OPERATOR_EMAIL, OPERATOR_PASSWORD).await;
+    // Two confirmed readers: each got a confirmation and a welcome email.
+    let first = confirmed_reader(&app, 0).await;
+    app.emails(2).await;
+    let second = confirmed_reader(&app, 2).await;
+    app.emails(4).await;
+
+    let driver = start_driver(&tools).await;
+    let browser = open_browser(&tools, &driver).await;
+    let base = app.address.clone();
+    let outcome = async {
+        // The public page passes the same check.
+        browser.goto(&format!("{base}/")).await.unwrap();
+        assert_accessible(&browser, &axe_source, "/").await;
+
+        // Log in.
+        browser.goto(&format!("{base}/admin")).await.unwrap();
+        assert_eq!(browser.current_url().await.unwrap().path(), "/admin/login");
+        assert_accessible(&browser, &axe_source, "/admin/login").await;
+        browser
+            .find(Locator::Id("email"))
+            .await
+            .unwrap()
+            .send_keys(OPERATOR_EMAIL)
+            .await
+            .unwrap();
+        browser
+            .find(Locator::Id("password"))
+            .await
+            .unwrap()
+            .send_keys(OPERATOR_PASSWORD)
+            .await
+            .unwrap();
+        browser
+            .find(Locator::Css(
+                "form[action='/admin/login'] button[type=submit]",
+            ))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        browser
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_url(&format!("{base}/admin").parse().unwrap())
+            .await
+            .expect("the dashboard after login");
+        assert!(text_of(&browser, "h1").await.contains("Dashboard"));
+        assert_accessible(&browser, &axe_source, "/admin").await;
+        screenshot(&browser, "dashboard.png").await;
+
+        // Every other console page passes the accessibility check too.
+        for path in [
+            "/admin/stories",
+            "/admin/stories/new",
+            "/admin/stories/import",
+            "/admin/feeds",
+            "/admin/digests",
+            "/admin/subscribers",
+            "/admin/subscribers/import",
+            "/admin/newsletters",
+            "/admin/newsletters/new",
+            "/admin/account",
+        ] {
+            browser.goto(&format!("{base}{path}")).await.unwrap();
+            assert_eq!(browser.current_url().await.unwrap().path(), path);
+            let heading = text_of(&browser, "h1").await;
+            assert!(
+                !heading.to_lowercase().contains("not found"),
+                "{path}: {heading}"
+            );
+            assert_accessible(&browser, &axe_source, path).await;
+        }
+
+        // Add a story (published now, so it is in today's digest).
+        browser
+            .goto(&format!("{base}/admin/stories/new"))
+            .await
+            .unwrap();
+        let title = "Europa Clipper returns its first close-up of the ice shell";
+        browser
+            .find(Locator::Id("title"))
+            .await
+            .unwrap()
+            .send_keys(title)
+            .await
+            .unwrap();
+        browser
+            .find(Locator::Id("url"))
+            .await
+            .unwrap()
+            .send_keys("https://science.example.com/europa-clipper-ice")
+            .await
+            .unwrap();
+        browser
+            .find(Locator::Id("summary"))
+            .await
+            .unwrap()
+            .send_keys("The spacecraft's radar sounded the ice to a depth of 30 km.")
+            .await
+            .unwrap();
+        browser
+            .find(Locator::XPath("//button[normalize-space()='Add story']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        browser
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::XPath(&format!("//*[contains(text(), '{title}')]")))
+            .await
+            .expect("the new story is listed");
+
+        // Preview today's digest.
+        browser
+            .goto(&format!("{base}/admin/digests"))
+            .await
+            .unwrap();
+        browser
+            .find(Locator::Css(
+                "form[action='/admin/digests/preview'] button[type=submit]",
+            ))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let frame = browser
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Id("digest-preview"))
+            .await
+            .expect("the preview frame");
+        assert_accessible(&browser, &axe_source, "/admin/digests/preview").await;
+        frame.enter_frame().await.unwrap();
+        let in_frame = browser
+            .find(Locator::Css("body"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            in_frame.contains(title),
+            "the preview shows the story: {in_frame}"
+        );
+        browser.enter_parent_frame().await.unwrap();
+
+        // Send it, confirming first.
+        browser
+            .find(Locator::Css("a[href^='/admin/digests/send']"))
+            .await
+            .expect("a Send now link")
+            .click()
+            .await
+            .unwrap();
+        let confirm = browser
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Id("confirm-send"))
+            .await
+            .expect("the confirmation step");
+        assert!(
+            confirm.text().await.unwrap().contains('2'),
+            "it says 2 readers"
+        );
+        confirm.click().await.unwrap();
+        browser
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Id("progress-percent"))
+            .await
+            .expect("the progress view");
+        // A marker that a full page load would wipe: the figures must update in place.
+        browser
+            .execute("window.spacedigestMarker = 42; return true;", vec![])
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let percent = text_of(&browser, "#progress-percent").await;
+            let status = text_of(&browser, "#progress-status").await;
+            if percent.trim() == "100%" && status.trim() == "Delivered" {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the progress stuck at {percent} ({status})"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let marker = browser
+            .execute("return window.spacedigestMarker;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(marker, json!(42), "the page reloaded instead of updating");
+        assert_eq!(text_of(&browser, "#progress-sent").await.trim(), "2");
+        assert_accessible(&browser, &axe_source, "/admin/digests/{id}").await;
+        screenshot(&browser, "send-progress.png").await;
+    };
+    // Close the browser whatever happened, then report it.
+    let outcome = std::panic::AssertUnwindSafe(outcome).catch_unwind().await;
+    browser.close().await.ok();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+
+    // The test's SMTP server received the digest, once per reader.
+    let mails = app.emails(6).await;
+    for reader in [&first, &second] {
+        let digests: Vec<_> = mails
+            .iter()
+            .filter(|m| m.recipients().contains(reader.as_str()))
+            .filter(|m| m.header("List-Unsubscribe-Post").is_some())
+            .collect();
+        assert_eq!(digests.len(), 1, "digests to {reader}");
+        assert!(digests[0].html_body().contains("Europa Clipper"));
+    }
+    app.smtp()
+        .assert_no_more_messages(6, Duration::from_millis(500))
+        .await;
+}
