@@ -479,6 +479,16 @@ impl RawSettings {
                 Ok(value)
             }
         };
+        let within = |key: &str, value: u64, most: u64| {
+            if value == 0 || value > most {
+                Err(ConfigError::new(
+                    key,
+                    format!("must be between 1 and {most}"),
+                ))
+            } else {
+                Ok(value)
+            }
+        };
         let confirmation_ttl_hours =
             positive("confirmation_ttl_hours", self.confirmation_ttl_hours)?;
         let smtp_timeout = positive("smtp_timeout_seconds", self.smtp_timeout_seconds)?;
@@ -560,13 +570,18 @@ impl RawSettings {
             ),
             log: self.log,
             admin_session_idle: Duration::from_secs(
-                positive(
+                within(
                     "admin_session_idle_minutes",
                     self.admin_session_idle_minutes,
+                    7 * 24 * 60,
                 )? * 60,
             ),
             admin_session_max: Duration::from_secs(
-                positive("admin_session_max_hours", self.admin_session_max_hours)? * 3600,
+                within(
+                    "admin_session_max_hours",
+                    self.admin_session_max_hours,
+                    30 * 24,
+                )? * 3600,
             ),
         })
     }

@@ -63,10 +63,17 @@ pub struct Lifetime {
 
 impl Lifetime {
     fn expired(&self, session: &Session, now: NaiveDateTime) -> bool {
-        let idle = chrono::Duration::from_std(self.idle).unwrap_or(chrono::Duration::MAX);
-        let max = chrono::Duration::from_std(self.max).unwrap_or(chrono::Duration::MAX);
-        session.last_seen_at + idle <= now || session.created_at + max <= now
+        session.last_seen_at <= cutoff(now, self.idle)
+            || session.created_at <= cutoff(now, self.max)
     }
+}
+
+/// `now - age`, saturating: anything at or before the cutoff has outlived `age`.
+pub fn cutoff(now: NaiveDateTime, age: Duration) -> NaiveDateTime {
+    chrono::Duration::from_std(age)
+        .ok()
+        .and_then(|age| now.checked_sub_signed(age))
+        .unwrap_or(NaiveDateTime::MIN)
 }
 
 /// The live session for a cookie value, and its operator; an expired one is deleted.

@@ -36,6 +36,8 @@ fn a_bad_setting_stops_the_program_with_a_message_naming_it() {
         ("SPACEDIGEST_BASE_URL", "not a url"),
         ("SPACEDIGEST_FROM", "nobody"),
         ("SPACEDIGEST_NO_SUCH_SETTING", "1"),
+        ("SPACEDIGEST_ADMIN_SESSION_IDLE_MINUTES", "0"),
+        ("SPACEDIGEST_ADMIN_SESSION_MAX_HOURS", "100000000000000000"),
     ] {
         let out = spacedigest(&db, &["migrate"], &[(variable, value)]);
         assert!(!out.status.success(), "{variable}={value} was accepted");
@@ -228,6 +230,11 @@ fn serve_writes_confirmation_mail_to_the_outbox_and_stops_on_sigterm() {
     };
     let stderr = logged(&mut child);
     assert!(status.success(), "exit {status:?}: {stderr}");
+    // No operator exists yet, and there is no default account: serve says how to make one.
+    assert!(
+        stderr.contains("spacedigest admin create"),
+        "no hint about the console's first account: {stderr}"
+    );
 }
 
 /// Everything an exited child wrote to its piped stderr.

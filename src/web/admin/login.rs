@@ -199,8 +199,19 @@ async fn login(
         .cookie(cookie_name(&state))
         .map(|c| crate::tokens::hash_token(c.value()));
     let (key, from, operator_id) = (email_key, ip.clone(), operator.id);
+    let (idle, max) = (
+        state.policy.settings.admin_session_idle,
+        state.policy.settings.admin_session_max,
+    );
     let started = db::run(&state.pool, move |conn| {
         operators::clear_failures(conn, &key, &from)?;
+        // Sessions nobody can use any more are swept here: logins are rare and cheap.
+        let now = db::now();
+        operators::delete_stale_sessions(
+            conn,
+            sessions::cutoff(now, idle),
+            sessions::cutoff(now, max),
+        )?;
         if let Some(previous) = previous {
             operators::delete_session(conn, &previous)?;
         }
