@@ -3,6 +3,7 @@
 
 mod auth;
 mod browser;
+mod routes;
 
 use spacedigest::console::OperatorPassword;
 use spacedigest::db::{self, operators};
