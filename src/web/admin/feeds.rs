@@ -157,7 +157,7 @@ async fn add(form: CsrfForm) -> Result<HttpResponse, ConsoleError> {
     let console = form.console;
     let all = shared::all(&console).await?;
     let checked = shared::by_slug(&all, &input.newsletter)
-        .map(Clone::clone)
+        .cloned()
         .and_then(|n| feed_url(&input.url).map(|url| (n, url)));
     let (newsletter, url) = match checked {
         Ok(found) => found,
@@ -191,15 +191,7 @@ async fn refuse(
     input: AddForm,
     why: String,
 ) -> Result<HttpResponse, ConsoleError> {
-    let page = page(
-        console,
-        None,
-        input.url,
-        &input.newsletter,
-        Some(why),
-        None,
-    )
-    .await?;
+    let page = page(console, None, input.url, &input.newsletter, Some(why), None).await?;
     render_with(StatusCode::BAD_REQUEST, &page)
 }
 
@@ -207,7 +199,9 @@ async fn find(console: &Console, raw_id: &str) -> Result<feeds::Feed, ConsoleErr
     let id = path_id(raw_id, "feed")?;
     db::run(console.pool(), move |conn| feeds::find(conn, id))
         .await?
-        .ok_or_else(|| ConsoleError::NotFound("There is no such feed; it may have been removed.".into()))
+        .ok_or_else(|| {
+            ConsoleError::NotFound("There is no such feed; it may have been removed.".into())
+        })
 }
 
 async fn delete(form: CsrfForm, id: web::Path<String>) -> Result<HttpResponse, ConsoleError> {

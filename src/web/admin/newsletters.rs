@@ -11,8 +11,8 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{Console, ConsoleError, CsrfForm, Layout, render, render_with, see_other};
+use crate::db;
 use crate::db::newsletters::{self, NewNewsletter, Newsletter, NewsletterChanges};
-use crate::db::{self};
 use crate::domain::{NewsletterSlug, NewsletterTimeZone, NewsletterTitle, SendTime};
 
 /// A description is one line for the signup form (as `newsletter add` checks it).
@@ -93,9 +93,10 @@ struct ListPage {
 
 async fn list_page(
     console: Console,
-    query: web::Query<DoneQuery>,
+    query: Option<web::Query<DoneQuery>>,
 ) -> Result<HttpResponse, ConsoleError> {
-    let notice = match query.done.as_deref() {
+    let done = query.and_then(|q| q.into_inner().done);
+    let notice = match done.as_deref() {
         Some("created") => Some("Newsletter created. It is on the signup page now.".to_owned()),
         Some("updated") => Some("Newsletter saved.".to_owned()),
         _ => None,
@@ -359,7 +360,9 @@ async fn update(form: CsrfForm, id: web::Path<String>) -> Result<HttpResponse, C
     })
     .await?;
     if !found {
-        return Err(ConsoleError::NotFound("There is no such newsletter.".into()));
+        return Err(ConsoleError::NotFound(
+            "There is no such newsletter.".into(),
+        ));
     }
     tracing::info!(
         operator_id = console.operator.id,

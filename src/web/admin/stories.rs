@@ -97,8 +97,10 @@ struct ListPage {
 
 async fn list_page(
     console: Console,
-    query: web::Query<Vec<(String, String)>>,
+    query: Option<web::Query<Vec<(String, String)>>>,
 ) -> Result<HttpResponse, ConsoleError> {
+    // A query that cannot be decoded is read as no query: today of the default newsletter.
+    let query = query.map(web::Query::into_inner).unwrap_or_default();
     let notice = match query_value(&query, "done") {
         Some("added") => Some("Story added.".to_owned()),
         Some("existing") => {
@@ -147,11 +149,9 @@ async fn list_page(
             }
         })
         .collect();
-    let sent_at = issue.and_then(|i| i.fanned_out_at).map(|at| {
-        local_time(at, tz)
-            .format("%Y-%m-%d %H:%M %Z")
-            .to_string()
-    });
+    let sent_at = issue
+        .and_then(|i| i.fanned_out_at)
+        .map(|at| local_time(at, tz).format("%Y-%m-%d %H:%M %Z").to_string());
     render(&ListPage {
         layout: console.layout_with_notice("stories", notice),
         newsletters: shared::options(&all, &newsletter.slug),
@@ -186,18 +186,16 @@ struct FormErrors {
     newsletter: Option<String>,
     title: Option<String>,
     url: Option<String>,
-    summary: Option<String>,
     published_at: Option<String>,
 }
 
 impl FormErrors {
     /// (field id, message) in form order, for the summary at the top.
-    fn summary(&self) -> Vec<(&'static str, &str)> {
+    fn listed(&self) -> Vec<(&'static str, &str)> {
         [
             ("newsletter", &self.newsletter),
             ("title", &self.title),
             ("url", &self.url),
-            ("summary", &self.summary),
             ("published_at", &self.published_at),
         ]
         .into_iter()
@@ -252,21 +250,18 @@ struct NewQuery {
 
 async fn new_page(
     console: Console,
-    query: web::Query<NewQuery>,
+    query: Option<web::Query<NewQuery>>,
 ) -> Result<HttpResponse, ConsoleError> {
     let all = shared::all(&console).await?;
     // An unknown newsletter in the link falls back to the default one.
     let selected = query
-        .newsletter
-        .as_deref()
+        .as_ref()
+        .and_then(|q| q.newsletter.as_deref())
         .and_then(|slug| shared::by_slug(&all, slug).ok())
         .or_else(|| shared::by_slug(&all, "").ok())
         .or(all.first());
     let (slug, published_at) = match selected {
-        Some(n) => (
-            n.slug.clone(),
-            input_value(db::now(), digest::zone(n)),
-        ),
+        Some(n) => (n.slug.clone(), input_value(db::now(), digest::zone(n))),
         None => (String::new(), String::new()),
     };
     render(&FormPage {
@@ -299,7 +294,11 @@ fn check(form: &StoryForm, tz: Option<Tz>, errors: &mut FormErrors) -> Option<Ch
         errors.title = Some("Give the story a title (tags are removed, so it needs text).".into());
     }
     let url = story_url(&form.url)
-        .map_err(|e| errors.url = Some(format!("The link must be an absolute http or https URL: {e}.")))
+        .map_err(|e| {
+            errors.url = Some(format!(
+                "The link must be an absolute http or https URL: {e}."
+            ))
+        })
         .ok();
     let published_at = tz.and_then(|tz| {
         parse_local(&form.published_at, tz)
@@ -329,22 +328,21 @@ fn parse_local(raw: &str, tz: Tz) -> Result<NaiveDateTime, String> {
         .iter()
         .find_map(|format| NaiveDateTime::parse_from_str(raw, format).ok())
         .ok_or_else(|| {
-            format!("\"{raw}\" is not a date and time: use YYYY-MM-DD HH:MM, e.g. 2026-11-25 07:30.")
+            format!(
+                "\"{raw}\" is not a date and time: use YYYY-MM-DD HH:MM, e.g. 2026-11-25 07:30."
+            )
         })?;
     if !(1970..=9999).contains(&chrono::Datelike::year(&local)) {
         return Err("The publication time must be between the years 1970 and 9999.".into());
     }
     // Where clocks fall back the earlier of the two moments is taken; where they
     // spring forward the time does not exist, and the operator is told so.
-    let utc = tz
-        .from_local_datetime(&local)
-        .earliest()
-        .ok_or_else(|| {
-            format!(
-                "{} does not exist in {tz}: the clocks skip it. Choose a time outside the change.",
-                local.format("%Y-%m-%d %H:%M")
-            )
-        })?;
+    let utc = tz.from_local_datetime(&local).earliest().ok_or_else(|| {
+        format!(
+            "{} does not exist in {tz}: the clocks skip it. Choose a time outside the change.",
+            local.format("%Y-%m-%d %H:%M")
+        )
+    })?;
     Ok(utc.naive_utc().trunc_subsecs(6))
 }
 

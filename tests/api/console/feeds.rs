@@ -22,7 +22,10 @@ async fn a_feed_is_added_listed_polled_and_removed() {
     let added = browser
         .post_form(
             "/admin/feeds",
-            &[("url", &format!("{dead}#top")), ("newsletter", "space-daily")],
+            &[
+                ("url", &format!("{dead}#top")),
+                ("newsletter", "space-daily"),
+            ],
         )
         .await;
     assert_eq!(added.status, 303, "{}", added.body);
@@ -42,7 +45,10 @@ async fn a_feed_is_added_listed_polled_and_removed() {
         ("not a url", "invalid feed URL"),
     ] {
         let answer = browser
-            .post_form("/admin/feeds", &[("url", url), ("newsletter", "space-daily")])
+            .post_form(
+                "/admin/feeds",
+                &[("url", url), ("newsletter", "space-daily")],
+            )
             .await;
         assert_eq!(answer.status, 400, "{url}: {}", answer.body);
         assert!(answer.body.contains(reason), "{url}: {}", answer.body);
@@ -50,7 +56,10 @@ async fn a_feed_is_added_listed_polled_and_removed() {
     let unknown = browser
         .post_form(
             "/admin/feeds",
-            &[("url", "https://example.com/feed.xml"), ("newsletter", "nope")],
+            &[
+                ("url", "https://example.com/feed.xml"),
+                ("newsletter", "nope"),
+            ],
         )
         .await;
     assert_eq!(unknown.status, 400);
@@ -58,7 +67,9 @@ async fn a_feed_is_added_listed_polled_and_removed() {
 
     // Poll now: the failure is recorded like the poller records it, and shown.
     let id = stored[0].id;
-    let polled = browser.post_form(&format!("/admin/feeds/{id}/poll"), &[]).await;
+    let polled = browser
+        .post_form(&format!("/admin/feeds/{id}/poll"), &[])
+        .await;
     assert_eq!(polled.status, 303);
     let location = polled.header("location").unwrap();
     assert_eq!(location, format!("/admin/feeds?done=poll-failed&feed={id}"));
@@ -77,17 +88,26 @@ async fn a_feed_is_added_listed_polled_and_removed() {
     let server = FixtureServer::serving("rss2.xml").await;
     assert_eq!(
         browser
-            .post_form("/admin/feeds", &[("url", &server.url), ("newsletter", "space-daily")])
+            .post_form(
+                "/admin/feeds",
+                &[("url", &server.url), ("newsletter", "space-daily")]
+            )
             .await
             .status,
         303
     );
     let good = all_feeds(&app).await.remove(1);
-    let polled = browser.post_form(&format!("/admin/feeds/{}/poll", good.id), &[]).await;
+    let polled = browser
+        .post_form(&format!("/admin/feeds/{}/poll", good.id), &[])
+        .await;
     let location = polled.header("location").unwrap();
     assert!(location.contains("done=polled"), "{location}");
     let page = browser.get(&location).await;
-    assert!(page.body.contains("Polled: 4 new, 0 updated, 0 unchanged."), "{}", page.body);
+    assert!(
+        page.body.contains("Polled: 4 new, 0 updated, 0 unchanged."),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("badge--ok"));
     let good = all_feeds(&app).await.remove(1);
     assert!(good.last_success_at.is_some() && good.last_error.is_none());
@@ -101,18 +121,29 @@ async fn a_feed_is_added_listed_polled_and_removed() {
         .await;
     assert_eq!(count, 4);
 
-    let removed = browser.post_form(&format!("/admin/feeds/{id}/delete"), &[]).await;
+    let removed = browser
+        .post_form(&format!("/admin/feeds/{id}/delete"), &[])
+        .await;
     assert_eq!(removed.status, 303);
-    assert_eq!(removed.header("location").unwrap(), "/admin/feeds?done=removed");
+    assert_eq!(
+        removed.header("location").unwrap(),
+        "/admin/feeds?done=removed"
+    );
     let left = all_feeds(&app).await;
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].id, good.id);
     assert_eq!(
-        browser.post_form(&format!("/admin/feeds/{id}/delete"), &[]).await.status,
+        browser
+            .post_form(&format!("/admin/feeds/{id}/delete"), &[])
+            .await
+            .status,
         404
     );
     assert_eq!(
-        browser.post_form(&format!("/admin/feeds/{id}/poll"), &[]).await.status,
+        browser
+            .post_form(&format!("/admin/feeds/{id}/poll"), &[])
+            .await
+            .status,
         404
     );
 }
@@ -124,7 +155,10 @@ async fn every_feeds_form_refuses_a_missing_or_wrong_csrf_token() {
     let dead = dead_url();
     assert_eq!(
         browser
-            .post_form("/admin/feeds", &[("url", &dead), ("newsletter", "space-daily")])
+            .post_form(
+                "/admin/feeds",
+                &[("url", &dead), ("newsletter", "space-daily")]
+            )
             .await
             .status,
         303
@@ -149,11 +183,18 @@ async fn every_feeds_form_refuses_a_missing_or_wrong_csrf_token() {
             assert_eq!(answer.status, 403, "{path} with {token:?}: {}", answer.body);
         }
     }
-    assert_eq!(all_feeds(&app).await, before, "nothing changed, nothing polled");
+    assert_eq!(
+        all_feeds(&app).await,
+        before,
+        "nothing changed, nothing polled"
+    );
 }
 
 #[tokio::test]
 async fn the_feeds_page_needs_a_session() {
     let app = spawn_app().await;
-    assert_sent_to_login(&Browser::new(&app).get("/admin/feeds").await, "/admin/feeds");
+    assert_sent_to_login(
+        &Browser::new(&app).get("/admin/feeds").await,
+        "/admin/feeds",
+    );
 }

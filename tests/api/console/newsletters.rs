@@ -38,10 +38,15 @@ async fn a_newsletter_is_created_listed_and_edited() {
     assert!(form.body.contains("<datalist id=\"timezones\">"));
     assert!(form.body.contains("value=\"America/New_York\""));
     for id in ["slug", "title", "description", "send_at", "timezone"] {
-        assert!(form.body.contains(&format!("for=\"{id}\"")), "no label for {id}");
+        assert!(
+            form.body.contains(&format!("for=\"{id}\"")),
+            "no label for {id}"
+        );
     }
 
-    let created = browser.post_form("/admin/newsletters", &mars_weekly()).await;
+    let created = browser
+        .post_form("/admin/newsletters", &mars_weekly())
+        .await;
     assert_eq!(created.status, 303, "{}", created.body);
     assert_eq!(
         created.header("location").unwrap(),
@@ -63,7 +68,11 @@ async fn a_newsletter_is_created_listed_and_edited() {
     let mail = app.emails(1).await.remove(0);
     app.confirm_via(&app.confirmation_link(&mail)).await;
     let list = browser.get("/admin/newsletters").await;
-    assert!(list.body.contains("<td class=\"num\">1</td>"), "{}", list.body);
+    assert!(
+        list.body.contains("<td class=\"num\">1</td>"),
+        "{}",
+        list.body
+    );
 
     let edit = browser
         .get(&format!("/admin/newsletters/{}/edit", stored.id))
@@ -85,7 +94,9 @@ async fn a_newsletter_is_created_listed_and_edited() {
         )
         .await;
     assert_eq!(saved.status, 303, "{}", saved.body);
-    let edited = by_slug(&app, "mars-weekly").await.expect("the slug did not change");
+    let edited = by_slug(&app, "mars-weekly")
+        .await
+        .expect("the slug did not change");
     assert_eq!(edited.send_at, "18:05");
     assert_eq!(edited.timezone, "America/Denver");
     assert_eq!(edited.description, "");
@@ -109,7 +120,10 @@ async fn a_newsletter_is_created_listed_and_edited() {
     assert_eq!(unchanged.send_at, "18:05");
     assert_eq!(unchanged.timezone, "America/Denver");
 
-    assert_eq!(browser.get("/admin/newsletters/999999/edit").await.status, 404);
+    assert_eq!(
+        browser.get("/admin/newsletters/999999/edit").await.status,
+        404
+    );
     assert_eq!(browser.get("/admin/newsletters/x/edit").await.status, 404);
 }
 
@@ -131,7 +145,11 @@ async fn bad_or_duplicate_newsletters_are_refused_and_nothing_is_stored() {
         )
         .await;
     assert_eq!(duplicate.status, 400, "{}", duplicate.body);
-    assert!(duplicate.body.contains("exists already"), "{}", duplicate.body);
+    assert!(
+        duplicate.body.contains("exists already"),
+        "{}",
+        duplicate.body
+    );
     assert!(duplicate.body.contains("value=\"Another Space Daily\""));
 
     let long = "x".repeat(301);
@@ -151,7 +169,11 @@ async fn bad_or_duplicate_newsletters_are_refused_and_nothing_is_stored() {
         fields.push((field, value));
         let answer = browser.post_form("/admin/newsletters", &fields).await;
         assert_eq!(answer.status, 400, "{field}={value:?}: {}", answer.body);
-        assert!(answer.body.contains(reason), "{field}={value:?}: {}", answer.body);
+        assert!(
+            answer.body.contains(reason),
+            "{field}={value:?}: {}",
+            answer.body
+        );
         assert!(answer.body.contains("Nothing was saved"));
     }
     assert_eq!(count(&app).await, before, "nothing stored");

@@ -138,7 +138,10 @@ async fn post_upload(browser: &Browser<'_>, token: Option<&str>, file: &str) -> 
     Answer::from(
         browser
             .client
-            .post(format!("{}/admin/stories/import/upload", browser.app.address))
+            .post(format!(
+                "{}/admin/stories/import/upload",
+                browser.app.address
+            ))
             .multipart(form)
             .send()
             .await
@@ -157,7 +160,10 @@ async fn a_story_added_through_the_form_is_listed_on_its_day() {
     assert_eq!(form.status, 200, "{}", form.body);
     for id in ["title", "url", "summary", "published_at", "newsletter"] {
         assert!(form.body.contains(&format!("id=\"{id}\"")), "no #{id}");
-        assert!(form.body.contains(&format!("for=\"{id}\"")), "no label for #{id}");
+        assert!(
+            form.body.contains(&format!("for=\"{id}\"")),
+            "no label for #{id}"
+        );
     }
     assert!(form.body.contains(">Add story</button>"));
     assert!(form.body.contains("value=\"tokyo-orbit\""));
@@ -208,11 +214,22 @@ async fn a_story_added_through_the_form_is_listed_on_its_day() {
     let story = &listed[0];
     assert_eq!(story.title, "Hayabusa returns");
     assert_eq!(story.url, "https://www.example.com/hayabusa");
-    assert_eq!(story.guid, story.url, "a hand-added story is known by its link");
+    assert_eq!(
+        story.guid, story.url,
+        "a hand-added story is known by its link"
+    );
     assert_eq!(story.source, "example.com");
     assert_eq!(story.published_at, utc("2026-11-19 15:30"));
-    assert!(!story.summary_html.contains("script"), "{}", story.summary_html);
-    assert!(!story.summary_html.contains("onclick"), "{}", story.summary_html);
+    assert!(
+        !story.summary_html.contains("script"),
+        "{}",
+        story.summary_html
+    );
+    assert!(
+        !story.summary_html.contains("onclick"),
+        "{}",
+        story.summary_html
+    );
     assert!(
         story.summary_html.contains("https://www.example.com/ryugu"),
         "relative links resolve against the story: {}",
@@ -253,7 +270,12 @@ async fn the_list_defaults_to_today_and_refuses_a_bad_date_or_newsletter() {
     let app = spawn_app().await;
     let browser = Browser::logged_in(&app).await;
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M").to_string();
-    assert_eq!(add_story(&browser, "Launch today", "https://example.com/t", &now).await.status, 303);
+    assert_eq!(
+        add_story(&browser, "Launch today", "https://example.com/t", &now)
+            .await
+            .status,
+        303
+    );
     let page = browser.get("/admin/stories").await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Launch today"), "{}", page.body);
@@ -285,7 +307,11 @@ async fn bad_story_input_is_refused_with_reasons_and_nothing_is_stored() {
         )
         .await;
     assert_eq!(refused.status, 400, "{}", refused.body);
-    assert!(refused.body.contains("Nothing was saved"), "{}", refused.body);
+    assert!(
+        refused.body.contains("Nothing was saved"),
+        "{}",
+        refused.body
+    );
     assert!(refused.body.contains("id=\"title-error\""));
     assert!(refused.body.contains("id=\"url-error\""));
     assert!(refused.body.contains("absolute http or https"));
@@ -314,7 +340,11 @@ async fn bad_story_input_is_refused_with_reasons_and_nothing_is_stored() {
         fields.push((field, value));
         let answer = browser.post_form("/admin/stories", &fields).await;
         assert_eq!(answer.status, 400, "{field}={value}: {}", answer.body);
-        assert!(answer.body.contains(reason), "{field}={value}: {}", answer.body);
+        assert!(
+            answer.body.contains(reason),
+            "{field}={value}: {}",
+            answer.body
+        );
     }
 
     // A local time that the clocks skip (Berlin, spring forward) is refused too.
@@ -345,7 +375,11 @@ async fn bad_story_input_is_refused_with_reasons_and_nothing_is_stored() {
         )
         .await;
     assert_eq!(skipped.status, 400);
-    assert!(skipped.body.contains("does not exist in Europe/Berlin"), "{}", skipped.body);
+    assert!(
+        skipped.body.contains("does not exist in Europe/Berlin"),
+        "{}",
+        skipped.body
+    );
 
     assert!(all_stories(&app).await.is_empty(), "nothing stored");
 }
@@ -355,18 +389,29 @@ async fn a_story_can_be_edited_and_deleted() {
     let app = spawn_app().await;
     let browser = Browser::logged_in(&app).await;
     assert_eq!(
-        add_story(&browser, "Artemis update", "https://example.com/artemis", "2026-11-20T08:00")
-            .await
-            .status,
+        add_story(
+            &browser,
+            "Artemis update",
+            "https://example.com/artemis",
+            "2026-11-20T08:00"
+        )
+        .await
+        .status,
         303
     );
     let story = all_stories(&app).await.remove(0);
 
-    let edit = browser.get(&format!("/admin/stories/{}/edit", story.id)).await;
+    let edit = browser
+        .get(&format!("/admin/stories/{}/edit", story.id))
+        .await;
     assert_eq!(edit.status, 200, "{}", edit.body);
     assert!(edit.body.contains("value=\"Artemis update\""));
     assert!(edit.body.contains("value=\"2026-11-20T08:00\""));
-    assert!(edit.body.contains("does not change a sent issue"), "{}", edit.body);
+    assert!(
+        edit.body.contains("does not change a sent issue"),
+        "{}",
+        edit.body
+    );
 
     // A bad edit changes nothing.
     let bad = browser
@@ -381,7 +426,10 @@ async fn a_story_can_be_edited_and_deleted() {
         )
         .await;
     assert_eq!(bad.status, 400);
-    assert!(bad.body.contains("value=\"Artemis II slips\""), "the value is kept");
+    assert!(
+        bad.body.contains("value=\"Artemis II slips\""),
+        "the value is kept"
+    );
     assert_eq!(all_stories(&app).await[0], story);
 
     let saved = browser
@@ -404,7 +452,10 @@ async fn a_story_can_be_edited_and_deleted() {
     assert_eq!(edited.id, story.id);
     assert_eq!(edited.title, "Artemis II slips");
     assert_eq!(edited.url, "https://news.example.org/artemis-2");
-    assert_eq!(edited.source, "news.example.org", "a host-named source follows the link");
+    assert_eq!(
+        edited.source, "news.example.org",
+        "a host-named source follows the link"
+    );
     assert_eq!(edited.summary_html, "New <strong>date</strong>.");
     assert_eq!(edited.published_at, utc("2026-11-21 09:45"));
     assert_eq!(edited.guid, story.guid, "the identity stays");
@@ -414,11 +465,17 @@ async fn a_story_can_be_edited_and_deleted() {
     assert!(listed.body.contains("Story saved."));
     assert!(listed.body.contains("Artemis II slips"));
 
-    let confirm = browser.get(&format!("/admin/stories/{}/delete", story.id)).await;
+    let confirm = browser
+        .get(&format!("/admin/stories/{}/delete", story.id))
+        .await;
     assert_eq!(confirm.status, 200);
     assert!(confirm.body.contains("Delete this story?"));
     assert!(confirm.body.contains("Artemis II slips"));
-    assert_eq!(all_stories(&app).await.len(), 1, "the confirm page deletes nothing");
+    assert_eq!(
+        all_stories(&app).await.len(),
+        1,
+        "the confirm page deletes nothing"
+    );
     let deleted = browser
         .post_form(&format!("/admin/stories/{}/delete", story.id), &[])
         .await;
@@ -465,7 +522,11 @@ async fn a_feed_is_imported_by_url_and_importing_again_adds_nothing() {
         "{}",
         first.body
     );
-    assert!(first.body.contains("<dt>Added</dt><dd>4</dd>"), "{}", first.body);
+    assert!(
+        first.body.contains("<dt>Added</dt><dd>4</dd>"),
+        "{}",
+        first.body
+    );
     assert_eq!(all_stories(&app).await.len(), 4);
 
     let second = browser
@@ -475,7 +536,11 @@ async fn a_feed_is_imported_by_url_and_importing_again_adds_nothing() {
         )
         .await;
     assert_eq!(second.status, 200);
-    assert!(second.body.contains("0 new, 0 updated, 4 unchanged"), "{}", second.body);
+    assert!(
+        second.body.contains("0 new, 0 updated, 4 unchanged"),
+        "{}",
+        second.body
+    );
     assert!(second.body.contains("<dt>Added</dt><dd>0</dd>"));
     assert_eq!(all_stories(&app).await.len(), 4);
 
@@ -559,7 +624,11 @@ async fn a_feed_file_is_imported_by_upload_and_a_page_that_is_not_a_feed_is_refu
         )
         .await;
     assert_eq!(too_large.status, 400);
-    assert!(too_large.body.contains("larger than 5 MiB"), "{}", too_large.body);
+    assert!(
+        too_large.body.contains("larger than 5 MiB"),
+        "{}",
+        too_large.body
+    );
     assert_eq!(all_stories(&app).await.len(), 3);
 }
 
@@ -568,15 +637,23 @@ async fn every_stories_form_refuses_a_missing_or_wrong_csrf_token() {
     let app = spawn_app().await;
     let browser = Browser::logged_in(&app).await;
     assert_eq!(
-        add_story(&browser, "Keep me", "https://example.com/keep", "2026-11-20T08:00")
-            .await
-            .status,
+        add_story(
+            &browser,
+            "Keep me",
+            "https://example.com/keep",
+            "2026-11-20T08:00"
+        )
+        .await
+        .status,
         303
     );
     let before = all_stories(&app).await;
     let id = before[0].id;
     let server = FixtureServer::serving("rss2.xml").await;
-    let import = format!("url={}&newsletter=space-daily", crate::helpers::urlencode(&server.url));
+    let import = format!(
+        "url={}&newsletter=space-daily",
+        crate::helpers::urlencode(&server.url)
+    );
     let story = "newsletter=space-daily&title=Forged&url=https%3A%2F%2Fexample.com%2Fforged&published_at=2026-11-20T09%3A00";
 
     for (path, fields) in [

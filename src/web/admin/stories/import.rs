@@ -90,12 +90,11 @@ struct PageQuery {
 
 async fn import_page(
     console: Console,
-    query: web::Query<PageQuery>,
+    query: Option<web::Query<PageQuery>>,
 ) -> Result<HttpResponse, ConsoleError> {
     let all = shared::all(&console).await?;
     let slug = query
-        .newsletter
-        .clone()
+        .and_then(|q| q.into_inner().newsletter)
         .unwrap_or_else(|| crate::domain::NewsletterSlug::DEFAULT.to_owned());
     render(&ImportPage::new(&console, &all, &slug, &slug))
 }
@@ -136,15 +135,11 @@ async fn import_url(form: CsrfForm) -> Result<HttpResponse, ConsoleError> {
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https"))
     else {
-        return refuse(
-            page,
-            format!("\"{shown}\" is not an http or https URL."),
-        );
+        return refuse(page, format!("\"{shown}\" is not an http or https URL."));
     };
     let imported = match import::fetch_once(&url).await {
         Ok(bytes) => {
-            import::import_bytes(console.pool(), newsletter.id, bytes, FeedOrigin::url(&url))
-                .await
+            import::import_bytes(console.pool(), newsletter.id, bytes, FeedOrigin::url(&url)).await
         }
         Err(e) => Err(e),
     };
