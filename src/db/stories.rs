@@ -302,3 +302,17 @@ pub fn update(
 pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<bool> {
     Ok(diesel::delete(stories::table.find(id)).execute(conn)? > 0)
 }
+
+/// The latest publication time among the newsletter's stories stored or changed at or
+/// after `since` (after an import: the day worth looking at).
+pub fn latest_written_since(
+    conn: &mut DbConnection,
+    newsletter_id: i64,
+    since: NaiveDateTime,
+) -> QueryResult<Option<NaiveDateTime>> {
+    stories::table
+        .filter(stories::newsletter_id.eq(newsletter_id))
+        .filter(stories::updated_at.ge(since))
+        .select(diesel::dsl::max(stories::published_at))
+        .first(conn)
+}

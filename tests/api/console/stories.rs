@@ -527,6 +527,11 @@ async fn a_feed_is_imported_by_url_and_importing_again_adds_nothing() {
         "{}",
         first.body
     );
+    assert!(
+        first.body.contains("See the stories of 2026-11-"),
+        "a link to the newest day imported: {}",
+        first.body
+    );
     assert_eq!(all_stories(&app).await.len(), 4);
 
     let second = browser
@@ -542,6 +547,7 @@ async fn a_feed_is_imported_by_url_and_importing_again_adds_nothing() {
         second.body
     );
     assert!(second.body.contains("<dt>Added</dt><dd>0</dd>"));
+    assert!(second.body.contains("See today"), "nothing written: today");
     assert_eq!(all_stories(&app).await.len(), 4);
 
     // Failures say why, keep the URL typed, and store nothing.

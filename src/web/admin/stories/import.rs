@@ -7,6 +7,7 @@ use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde::Deserialize;
 use url::Url;
 
@@ -14,6 +15,7 @@ use super::super::newsletters::{self as shared, NewsletterOption};
 use super::super::{Console, ConsoleError, CsrfForm, Layout, render, render_with};
 use super::day_url;
 use crate::db::newsletters::Newsletter;
+use crate::db::{self, stories};
 use crate::digest;
 use crate::feeds::fetch::display_url;
 use crate::feeds::import::{self, ImportError, ImportReport};
@@ -37,21 +39,39 @@ struct ImportResult {
     unchanged: usize,
     skipped: usize,
     newsletter_title: String,
-    /// Today's stories of the newsletter.
+    /// The day to look at: of the newest story the import wrote, else today.
+    day: Option<NaiveDate>,
     day_link: String,
 }
 
 impl ImportResult {
-    fn new(report: &ImportReport, newsletter: &Newsletter) -> Self {
-        Self {
+    /// The result of an import that began at `started`.
+    async fn new(
+        console: &Console,
+        report: &ImportReport,
+        newsletter: &Newsletter,
+        started: NaiveDateTime,
+    ) -> Result<Self, ConsoleError> {
+        let newsletter_id = newsletter.id;
+        let latest = db::run(console.pool(), move |conn| {
+            stories::latest_written_since(conn, newsletter_id, started)
+        })
+        .await?;
+        let zone = digest::zone(newsletter);
+        let day = latest.map(|at| Utc.from_utc_datetime(&at).with_timezone(&zone).date_naive());
+        Ok(Self {
             line: report.to_string(),
             added: report.counts.new,
             updated: report.counts.updated,
             unchanged: report.counts.unchanged,
             skipped: report.skipped.total(),
             newsletter_title: newsletter.title.clone(),
-            day_link: day_url(&newsletter.slug, digest::today(newsletter)),
-        }
+            day_link: day_url(
+                &newsletter.slug,
+                day.unwrap_or_else(|| digest::today(newsletter)),
+            ),
+            day,
+        })
     }
 }
 
@@ -137,6 +157,7 @@ async fn import_url(form: CsrfForm) -> Result<HttpResponse, ConsoleError> {
     else {
         return refuse(page, format!("\"{shown}\" is not an http or https URL."));
     };
+    let started = db::now();
     let imported = match import::fetch_once(&url).await {
         Ok(bytes) => {
             import::import_bytes(console.pool(), newsletter.id, bytes, FeedOrigin::url(&url)).await
@@ -151,7 +172,7 @@ async fn import_url(form: CsrfForm) -> Result<HttpResponse, ConsoleError> {
                 new = report.counts.new,
                 "console: feed imported from a URL"
             );
-            page.result = Some(ImportResult::new(&report, newsletter));
+            page.result = Some(ImportResult::new(&console, &report, newsletter, started).await?);
             render(&page)
         }
         Err(e) => refuse(page, reason(e, &shown)?),
@@ -183,6 +204,7 @@ async fn import_upload(
     if file.data.len() > MAX_FEED_BYTES {
         return refuse(page, reason(FeedError::TooLarge.into(), &shown)?);
     }
+    let started = db::now();
     match import::import_bytes(console.pool(), newsletter.id, file.data.clone(), origin).await {
         Ok(report) => {
             tracing::info!(
@@ -191,7 +213,7 @@ async fn import_upload(
                 new = report.counts.new,
                 "console: feed imported from an upload"
             );
-            page.result = Some(ImportResult::new(&report, newsletter));
+            page.result = Some(ImportResult::new(&console, &report, newsletter, started).await?);
             render(&page)
         }
         Err(e) => refuse(page, reason(e, &shown)?),
