@@ -699,3 +699,58 @@ async fn the_stories_pages_need_a_session() {
         assert_sent_to_login(&browser.get(path).await, path);
     }
 }
+
+#[tokio::test]
+async fn a_story_of_a_day_already_sent_says_the_sent_issue_keeps_its_copy() {
+    use spacedigest::db::digests::{self, NewIssue};
+    let app = spawn_app().await;
+    let browser = Browser::logged_in(&app).await;
+    assert_eq!(
+        add_story(
+            &browser,
+            "Sent already",
+            "https://example.com/sent",
+            "2026-11-20T08:00"
+        )
+        .await
+        .status,
+        303
+    );
+    let story = all_stories(&app).await.remove(0);
+    let newsletter = story.newsletter_id;
+    app.db(move |conn| {
+        let issue = digests::create_if_absent(
+            conn,
+            &NewIssue {
+                newsletter_id: newsletter,
+                issue_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+                subject: "Space Daily, 20 November",
+                body_text: "",
+                body_html: "",
+                story_count: 1,
+                stories_json: "[]",
+                created_at: db::now(),
+            },
+        )?;
+        digests::fan_out(conn, issue.id, db::now()).map(|_| ())
+    })
+    .await;
+
+    let edit = browser
+        .get(&format!("/admin/stories/{}/edit", story.id))
+        .await;
+    assert!(
+        edit.body
+            .contains("The digest of 2026-11-20 was already sent with this story"),
+        "{}",
+        edit.body
+    );
+    let day = browser
+        .get("/admin/stories?newsletter=space-daily&date=2026-11-20")
+        .await;
+    assert!(day.body.contains("digest was sent at"), "{}", day.body);
+    let other_day = browser
+        .get("/admin/stories?newsletter=space-daily&date=2026-11-21")
+        .await;
+    assert!(!other_day.body.contains("digest was sent at"));
+}
