@@ -1,6 +1,6 @@
 //! `feed add|list|remove`: the feeds `serve` polls.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Subcommand;
 use url::Url;
 
@@ -115,15 +115,5 @@ pub async fn run(settings: &Settings, command: FeedCommand) -> anyhow::Result<()
 
 /// An absolute http(s) URL, normalised (so the same feed written two ways is one feed).
 fn feed_url(raw: &str) -> anyhow::Result<Url> {
-    let raw = raw.trim();
-    let mut url = Url::parse(raw).with_context(|| format!("invalid feed URL \"{raw}\""))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        bail!(
-            "invalid feed URL \"{}\": only http and https URLs can be polled",
-            display_url(raw)
-        );
-    }
-    // A fragment never reaches the server.
-    url.set_fragment(None);
-    Ok(url)
+    crate::feeds::fetch::feed_url(raw).map_err(anyhow::Error::msg)
 }

@@ -145,3 +145,17 @@ pub fn record_failure(
         .execute(conn)?;
     Ok(())
 }
+
+/// The feed with this id.
+pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Feed>> {
+    feeds::table
+        .find(id)
+        .select(Feed::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Removes one feed by id; false when it did not exist.
+pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<bool> {
+    Ok(diesel::delete(feeds::table.find(id)).execute(conn)? > 0)
+}

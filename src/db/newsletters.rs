@@ -77,3 +77,49 @@ pub fn create(conn: &mut DbConnection, new: &NewNewsletter<'_>) -> QueryResult<O
         Err(e) => Err(e),
     }
 }
+
+/// The newsletter with this id.
+pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Newsletter>> {
+    newsletters::table
+        .find(id)
+        .select(Newsletter::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// What an operator may change about a newsletter (the slug is fixed: it is in URLs and
+/// in every digest's `List-Id`).
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = newsletters)]
+pub struct NewsletterChanges<'a> {
+    /// Title.
+    pub title: &'a str,
+    /// Description.
+    pub description: &'a str,
+    /// `HH:MM`.
+    pub send_at: &'a str,
+    /// IANA zone.
+    pub timezone: &'a str,
+}
+
+/// Applies changes; false when the newsletter no longer exists.
+pub fn update(
+    conn: &mut DbConnection,
+    id: i64,
+    changes: &NewsletterChanges<'_>,
+) -> QueryResult<bool> {
+    Ok(diesel::update(newsletters::table.find(id))
+        .set(changes)
+        .execute(conn)?
+        > 0)
+}
+
+/// Confirmed subscribers per newsletter id (newsletters without any are absent).
+pub fn confirmed_counts(conn: &mut DbConnection) -> QueryResult<Vec<(i64, i64)>> {
+    use super::schema::subscriptions;
+    subscriptions::table
+        .filter(subscriptions::status.eq(super::subscribers::Status::Confirmed.as_str()))
+        .group_by(subscriptions::newsletter_id)
+        .select((subscriptions::newsletter_id, diesel::dsl::count_star()))
+        .load(conn)
+}

@@ -252,3 +252,67 @@ pub fn list(
             .load(conn),
     }
 }
+
+/// The story with this id.
+pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Story>> {
+    stories::table
+        .find(id)
+        .select(Story::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// An operator's edit of a story, already checked and sanitised. The guid stays: it is
+/// the story's identity for the feed it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoryEdit {
+    /// Absolute http(s) link.
+    pub url: String,
+    /// Plain-text title.
+    pub title: String,
+    /// Sanitised summary HTML.
+    pub summary_html: String,
+    /// Source name.
+    pub source: String,
+    /// Publication time, UTC.
+    pub published_at: NaiveDateTime,
+}
+
+/// Applies an edit; false when the story no longer exists.
+pub fn update(
+    conn: &mut DbConnection,
+    id: i64,
+    edit: &StoryEdit,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let changed = diesel::update(stories::table.find(id))
+        .set((
+            stories::url.eq(&edit.url),
+            stories::title.eq(&edit.title),
+            stories::summary_html.eq(&edit.summary_html),
+            stories::source.eq(&edit.source),
+            stories::published_at.eq(edit.published_at),
+            stories::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(changed > 0)
+}
+
+/// Deletes a story; false when it did not exist. Issues already made keep their copy.
+pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<bool> {
+    Ok(diesel::delete(stories::table.find(id)).execute(conn)? > 0)
+}
+
+/// The latest publication time among the newsletter's stories stored or changed at or
+/// after `since` (after an import: the day worth looking at).
+pub fn latest_written_since(
+    conn: &mut DbConnection,
+    newsletter_id: i64,
+    since: NaiveDateTime,
+) -> QueryResult<Option<NaiveDateTime>> {
+    stories::table
+        .filter(stories::newsletter_id.eq(newsletter_id))
+        .filter(stories::updated_at.ge(since))
+        .select(diesel::dsl::max(stories::published_at))
+        .first(conn)
+}

@@ -161,6 +161,22 @@ fn describe(error: &reqwest::Error) -> String {
     line
 }
 
+/// A feed URL to register: absolute http(s), normalised (so the same feed written two
+/// ways is one feed). The error says why, for the operator.
+pub fn feed_url(raw: &str) -> Result<Url, String> {
+    let raw = raw.trim();
+    let mut url = Url::parse(raw).map_err(|e| format!("invalid feed URL \"{raw}\": {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "invalid feed URL \"{}\": only http and https URLs can be polled",
+            display_url(raw)
+        ));
+    }
+    // A fragment never reaches the server.
+    url.set_fragment(None);
+    Ok(url)
+}
+
 /// A URL as it may appear in logs and listings: no password, no query string (both
 /// can hold secrets in private feed URLs).
 pub fn redacted(url: &str) -> String {

@@ -14,4 +14,4 @@ pub use import::{ImportError, ImportReport};
 pub use parse::{
     FeedError, FeedOrigin, MAX_FEED_BYTES, MAX_ITEMS_PER_IMPORT, ParsedFeed, parse_feed,
 };
-pub use poller::{PollOutcome, PollReport, poll_all_once, run_poller};
+pub use poller::{PollOutcome, PollReport, poll_all_once, poll_feed, run_poller};

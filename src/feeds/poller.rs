@@ -102,6 +102,19 @@ fn log_round(reports: &[PollReport]) {
     );
 }
 
+/// Polls one feed now (the console's "Poll now"), recording the outcome on its row as
+/// the poller does.
+pub async fn poll_feed(pool: &Pool, feed: Feed) -> PollReport {
+    match Fetcher::new() {
+        Ok(fetcher) => poll_one(pool, &fetcher, feed).await,
+        Err(error) => PollReport {
+            feed_id: feed.id,
+            url: feed.url,
+            outcome: PollOutcome::Failed(format!("cannot build the HTTP client: {error}")),
+        },
+    }
+}
+
 async fn poll_one(pool: &Pool, fetcher: &Fetcher, feed: Feed) -> PollReport {
     let outcome = match fetch_and_store(pool, fetcher, &feed).await {
         Ok(outcome) => outcome,

@@ -3,7 +3,10 @@
 
 mod auth;
 mod browser;
+mod feeds;
+mod newsletters;
 mod routes;
+mod stories;
 
 use spacedigest::console::OperatorPassword;
 use spacedigest::db::{self, operators};
@@ -91,7 +94,6 @@ impl<'a> Browser<'a> {
     }
 
     /// Posts a multipart form (fields, then one file) with the CSRF token first.
-    #[allow(dead_code)] // until the upload pages' tests use it
     pub async fn post_multipart(
         &self,
         path: &str,
