@@ -2,6 +2,7 @@
 //! tokens read from the pages), plus one test in a real headless Chromium.
 
 mod auth;
+mod digests;
 
 use spacedigest::console::OperatorPassword;
 use spacedigest::db::{self, operators};
