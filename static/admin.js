@@ -24,6 +24,21 @@
     Delivered: "badge--ok"
   };
   var FIGURES = ["sent", "failed", "remaining", "paused", "cancelled", "skipped", "total"];
+  // The recipients filters' counts, keyed by filter, and the figure each one shows.
+  var FILTERS = {
+    all: "total",
+    sent: "sent",
+    failed: "failed",
+    remaining: "remaining",
+    paused: "paused",
+    cancelled: "cancelled",
+    skipped: "skipped"
+  };
+  var counts = document.querySelectorAll("[data-filter-count]");
+  var loaded = {};
+  Array.prototype.forEach.call(counts, function (el) {
+    loaded[el.getAttribute("data-filter-count")] = el.textContent;
+  });
 
   function byId(id) {
     return document.getElementById(id);
@@ -67,6 +82,18 @@
       bar.value = p.total === 0 ? 1 : done;
       bar.textContent = p.percent + "%";
     }
+
+    // The recipients table is not redrawn: when its counts move, offer a reload.
+    var moved = false;
+    Array.prototype.forEach.call(counts, function (el) {
+      var key = el.getAttribute("data-filter-count");
+      var text = number(p[FILTERS[key]]);
+      el.textContent = text;
+      if (text !== loaded[key]) {
+        moved = true;
+      }
+    });
+    show("recipients-stale", moved);
 
     show("pause-form", p.status === "Sending");
     show("resume-form", p.status === "Paused");

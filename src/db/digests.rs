@@ -7,8 +7,8 @@ use diesel::dsl::count_star;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
 
-use super::outbound::{EmailKind, status};
 use super::newsletters::Newsletter;
+use super::outbound::{EmailKind, status};
 use super::schema::{digest_issues, newsletters, outbound_emails, subscribers, subscriptions};
 use super::{DbConnection, write_transaction};
 use crate::db::subscribers::Status;

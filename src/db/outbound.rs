@@ -226,12 +226,14 @@ pub fn mark_sent(conn: &mut DbConnection, ids: &[i64], now: NaiveDateTime) -> Qu
 }
 
 /// Gives back claimed emails that were never attempted (the worker is stopping): they are
-/// due again at once, for this or another worker, and the attempt is not counted.
+/// due again at once, for this or another worker, and the attempt is not counted. Rows
+/// paused meanwhile are given back too, so a resume sends them at once rather than when
+/// the lease would have run out.
 pub fn release(conn: &mut DbConnection, ids: &[i64], now: NaiveDateTime) -> QueryResult<()> {
     diesel::update(
         outbound_emails::table
             .filter(outbound_emails::id.eq_any(ids))
-            .filter(outbound_emails::status.eq(status::PENDING)),
+            .filter(outbound_emails::status.eq_any([status::PENDING, status::PAUSED])),
     )
     .set((
         outbound_emails::next_attempt_at.eq(now),

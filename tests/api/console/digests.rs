@@ -140,7 +140,11 @@ async fn send_now_twice_sends_each_reader_one_digest() {
     );
     assert!(confirm.body.contains("id=\"confirm-send\""));
     assert!(confirm.body.contains("Send to 3 readers"));
-    assert_eq!(issue_count(&app).await, 0, "the confirmation page sends nothing");
+    assert_eq!(
+        issue_count(&app).await,
+        0,
+        "the confirmation page sends nothing"
+    );
 
     let (first, id) = send_now(&browser).await;
     assert_eq!(
@@ -174,7 +178,11 @@ async fn send_now_twice_sends_each_reader_one_digest() {
     let confirm = browser
         .get(&format!("/admin/digests/send?{DAY_QUERY}"))
         .await;
-    assert!(confirm.body.contains("was already sent"), "{}", confirm.body);
+    assert!(
+        confirm.body.contains("was already sent"),
+        "{}",
+        confirm.body
+    );
     assert!(!confirm.body.contains("id=\"confirm-send\""));
     assert!(confirm.body.contains(&format!("/admin/digests/{id}\"")));
 
@@ -193,7 +201,10 @@ async fn the_preview_shows_the_days_digest_in_a_locked_down_frame() {
     let list = browser.get("/admin/digests").await;
     assert_eq!(list.status, 200);
     assert!(list.body.contains("action=\"/admin/digests/preview\""));
-    assert!(list.body.contains("<select id=\"digest-newsletter\" name=\"newsletter\">"));
+    assert!(
+        list.body
+            .contains("<select id=\"digest-newsletter\" name=\"newsletter\">")
+    );
     assert!(list.body.contains("type=\"date\""));
     assert!(list.body.contains("No digest has been sent yet."));
 
@@ -214,10 +225,21 @@ async fn the_preview_shows_the_days_digest_in_a_locked_down_frame() {
         "href=\"/admin/digests/send?newsletter=space-daily&#38;date=2026-11-20\"",
         "Send now…",
     ] {
-        assert!(page.body.contains(needle), "{needle} missing: {}", page.body);
+        assert!(
+            page.body.contains(needle),
+            "{needle} missing: {}",
+            page.body
+        );
     }
-    assert!(!page.body.contains("urn:spacedigest"), "the placeholder leaked");
-    assert!(!page.body.contains("method=\"post\" action=\"/admin/digests/send\""));
+    assert!(
+        !page.body.contains("urn:spacedigest"),
+        "the placeholder leaked"
+    );
+    assert!(
+        !page
+            .body
+            .contains("method=\"post\" action=\"/admin/digests/send\"")
+    );
 
     let frame = browser
         .get(&format!("/admin/digests/preview.html?{DAY_QUERY}"))
@@ -229,8 +251,16 @@ async fn the_preview_shows_the_days_digest_in_a_locked_down_frame() {
             "default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; frame-ancestors 'self'; sandbox"
         )
     );
-    assert_eq!(frame.header("x-frame-options").as_deref(), Some("SAMEORIGIN"));
-    assert!(frame.header("content-type").unwrap().starts_with("text/html"));
+    assert_eq!(
+        frame.header("x-frame-options").as_deref(),
+        Some("SAMEORIGIN")
+    );
+    assert!(
+        frame
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert!(frame.body.contains("Lunar rover wakes up"));
     assert!(frame.body.contains("/unsubscribe?token=PREVIEW"));
     assert!(!frame.body.contains("urn:spacedigest"));
@@ -266,7 +296,11 @@ async fn the_preview_shows_the_days_digest_in_a_locked_down_frame() {
         )
         .await;
     assert_eq!(empty_send.status, 400);
-    assert!(empty_send.body.contains("nothing was sent"), "{}", empty_send.body);
+    assert!(
+        empty_send.body.contains("nothing was sent"),
+        "{}",
+        empty_send.body
+    );
 
     for (query, why) in [
         ("newsletter=space-daily&date=20-11-2026", "not a day"),
@@ -331,7 +365,11 @@ async fn progress_reaches_delivered_and_the_recipients_show_the_servers_refusal(
         "id=\"progress-refresh\"",
         "<script src=\"/static/admin.js\" defer></script>",
     ] {
-        assert!(page.body.contains(needle), "{needle} missing: {}", page.body);
+        assert!(
+            page.body.contains(needle),
+            "{needle} missing: {}",
+            page.body
+        );
     }
     // Over: nothing to pause or cancel.
     assert!(page.body.contains("id=\"pause-form\" hidden"));
@@ -346,12 +384,18 @@ async fn progress_reaches_delivered_and_the_recipients_show_the_servers_refusal(
         .await;
     assert_eq!(failed.status, 200);
     assert!(failed.body.contains(&refused));
-    assert!(failed.body.contains("5.1.1 no such user here"), "{}", failed.body);
+    assert!(
+        failed.body.contains("5.1.1 no such user here"),
+        "{}",
+        failed.body
+    );
     assert!(failed.body.contains("badge--danger\">Failed"));
     for reader in readers.iter().filter(|r| **r != refused) {
         assert!(!failed.body.contains(reader.as_str()));
     }
-    let sent = browser.get(&format!("/admin/digests/{id}?status=sent")).await;
+    let sent = browser
+        .get(&format!("/admin/digests/{id}?status=sent"))
+        .await;
     assert!(!sent.body.contains(&refused));
     assert_eq!(
         browser
@@ -384,7 +428,10 @@ async fn progress_reaches_delivered_and_the_recipients_show_the_servers_refusal(
 
     for missing in ["999999", "abc", "-1"] {
         assert_eq!(
-            browser.get(&format!("/admin/digests/{missing}")).await.status,
+            browser
+                .get(&format!("/admin/digests/{missing}"))
+                .await
+                .status,
             404
         );
         assert_eq!(
@@ -429,7 +476,7 @@ async fn recipients_are_listed_a_hundred_to_a_page() {
     let first_rows = listed(&first.body);
     assert_eq!(first_rows.len(), 100);
     assert!(!first.body.contains("Previous 100"));
-    assert!(first.body.contains("All <span class=\"digest-filters__count\">230</span>"));
+    assert!(first.body.contains("data-filter-count=\"all\">230</span>"));
     let second = browser.get(&link_to(&first.body, "Next 100")).await;
     let second_rows = listed(&second.body);
     assert_eq!(second_rows.len(), 100);
@@ -456,7 +503,9 @@ async fn recipients_are_listed_a_hundred_to_a_page() {
         .await;
     assert_eq!(listed(&remaining.body).len(), 100);
     assert!(link_to(&remaining.body, "Next 100").contains("status=remaining&after="));
-    let sent = browser.get(&format!("/admin/digests/{id}?status=sent")).await;
+    let sent = browser
+        .get(&format!("/admin/digests/{id}?status=sent"))
+        .await;
     assert!(sent.body.contains("No recipients to show here."));
 }
 
@@ -473,8 +522,13 @@ async fn pausing_holds_the_send_back_until_it_is_resumed() {
     assert_eq!(sending["status"], "Sending", "{sending}");
     assert_eq!(sending["remaining"], 3);
     let page = browser.get(&format!("/admin/digests/{id}")).await;
-    assert!(page.body.contains("<form method=\"post\" action=\"/admin/digests/"));
-    assert!(page.body.contains(&format!("action=\"/admin/digests/{id}/pause\" id=\"pause-form\">")));
+    assert!(
+        page.body
+            .contains("<form method=\"post\" action=\"/admin/digests/")
+    );
+    assert!(page.body.contains(&format!(
+        "action=\"/admin/digests/{id}/pause\" id=\"pause-form\">"
+    )));
     assert!(page.body.contains("id=\"resume-form\" hidden"));
     assert!(page.body.contains("id=\"pause-send\""));
 
@@ -492,18 +546,27 @@ async fn pausing_holds_the_send_back_until_it_is_resumed() {
     assert_eq!(json["paused"], 3);
     assert_eq!(json["remaining"], 0);
     assert_eq!(json["percent"], 0);
-    let page = browser.get(&format!("/admin/digests/{id}?done=paused")).await;
+    let page = browser
+        .get(&format!("/admin/digests/{id}?done=paused"))
+        .await;
     assert!(page.body.contains(">Paused</span>"));
     assert!(page.body.contains("id=\"pause-form\" hidden"));
-    assert!(page.body.contains(&format!("action=\"/admin/digests/{id}/resume\" id=\"resume-form\">")));
-    assert!(page.body.contains("Sending is paused."));
+    assert!(page.body.contains(&format!(
+        "action=\"/admin/digests/{id}/resume\" id=\"resume-form\">"
+    )));
+    assert!(page.body.contains("Sending is paused:"), "{}", page.body);
 
     // Pausing again changes nothing.
     let again = browser
         .post_form(&format!("/admin/digests/{id}/pause"), &[])
         .await;
     assert_eq!(again.status, 303);
-    assert!(again.header("location").unwrap().ends_with("done=already-paused"));
+    assert!(
+        again
+            .header("location")
+            .unwrap()
+            .ends_with("done=already-paused")
+    );
 
     // The mail server comes up; the worker still sends none of the paused copies.
     let smtp = SmtpServer::start_on(port).await;
@@ -515,7 +578,12 @@ async fn pausing_holds_the_send_back_until_it_is_resumed() {
         .post_form(&format!("/admin/digests/{id}/resume"), &[])
         .await;
     assert_eq!(resumed.status, 303, "{}", resumed.body);
-    assert!(resumed.header("location").unwrap().ends_with("done=resumed"));
+    assert!(
+        resumed
+            .header("location")
+            .unwrap()
+            .ends_with("done=resumed")
+    );
     let mails = smtp.wait_for_messages(3, Duration::from_secs(15)).await;
     let mut to: Vec<String> = mails.iter().map(|m| m.rcpt_to[0].clone()).collect();
     to.sort();
@@ -541,13 +609,22 @@ async fn a_cancelled_send_never_goes_out() {
     assert_eq!(confirm.status, 200);
     assert!(confirm.body.contains("3 readers"), "{}", confirm.body);
     assert!(confirm.body.contains("id=\"confirm-cancel\""));
-    assert_eq!(delivery_statuses(&app).await, vec!["pending"; 3], "asking changes nothing");
+    assert_eq!(
+        delivery_statuses(&app).await,
+        vec!["pending"; 3],
+        "asking changes nothing"
+    );
 
     let cancelled = browser
         .post_form(&format!("/admin/digests/{id}/cancel"), &[])
         .await;
     assert_eq!(cancelled.status, 303, "{}", cancelled.body);
-    assert!(cancelled.header("location").unwrap().ends_with("done=cancelled"));
+    assert!(
+        cancelled
+            .header("location")
+            .unwrap()
+            .ends_with("done=cancelled")
+    );
     assert_eq!(delivery_statuses(&app).await, vec!["cancelled"; 3]);
     let finished: Vec<Option<NaiveDateTime>> = app
         .db(|c| {
@@ -563,7 +640,11 @@ async fn a_cancelled_send_never_goes_out() {
     assert_eq!(json["cancelled"], 3);
     assert_eq!(json["percent"], 100);
     let page = browser.get(&format!("/admin/digests/{id}")).await;
-    assert!(page.body.contains("<span id=\"progress-status\" class=\"badge badge--danger\">Cancelled</span>"));
+    assert!(
+        page.body.contains(
+            "<span id=\"progress-status\" class=\"badge badge--danger\">Cancelled</span>"
+        )
+    );
     assert!(page.body.contains("/cancel\" hidden"));
 
     let smtp = SmtpServer::start_on(port).await;
@@ -575,7 +656,12 @@ async fn a_cancelled_send_never_goes_out() {
         .post_form(&format!("/admin/digests/{id}/cancel"), &[])
         .await;
     assert_eq!(again.status, 303);
-    assert!(again.header("location").unwrap().ends_with("done=already-cancelled"));
+    assert!(
+        again
+            .header("location")
+            .unwrap()
+            .ends_with("done=already-cancelled")
+    );
     for action in ["pause", "resume"] {
         let answer = browser
             .post_form(&format!("/admin/digests/{id}/{action}"), &[])
@@ -586,7 +672,12 @@ async fn a_cancelled_send_never_goes_out() {
     // "Send now" again queues nothing new.
     let (resend, again_id) = send_now(&browser).await;
     assert_eq!(again_id, id);
-    assert!(resend.header("location").unwrap().ends_with("done=already-sent"));
+    assert!(
+        resend
+            .header("location")
+            .unwrap()
+            .ends_with("done=already-sent")
+    );
     assert_eq!(delivery_statuses(&app).await, vec!["cancelled"; 3]);
 }
 
@@ -628,7 +719,10 @@ async fn the_cli_stops_with_a_reason_when_the_console_paused_or_cancelled_the_se
     let out = cli(&app, &["digest", "send", "--date", DAY], &env).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("cancelled from the console: 3 not sent"), "{stderr}");
+    assert!(
+        stderr.contains("cancelled from the console: 3 not sent"),
+        "{stderr}"
+    );
     let status = cli(&app, &["digest", "status", "--date", DAY], &env).await;
     let stdout = String::from_utf8_lossy(&status.stdout);
     assert!(stdout.contains("3 cancelled"), "{stdout}");
@@ -709,7 +803,11 @@ async fn digest_pages_need_a_session_and_progress_json_answers_401() {
         .get(&format!("/admin/digests/{id}/progress.json"))
         .await;
     assert_eq!(json.status, 401, "{}", json.body);
-    assert!(json.header("content-type").unwrap().starts_with("application/json"));
+    assert!(
+        json.header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
     assert_eq!(json.json()["error"], "login_required");
     assert!(json.header("location").is_none());
     // Posts without a session are refused the same way (to the login page).
@@ -720,4 +818,297 @@ async fn digest_pages_need_a_session_and_progress_json_answers_401() {
         assert_sent_to_login(&answer, action);
     }
     assert_eq!(delivery_statuses(&app).await, vec!["pending"]);
+}
+
+/// A chromedriver of our own, stopped when dropped.
+struct ChromeDriver {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ChromeDriver {
+    /// `None` when this machine has no chromedriver (the test then says so and passes).
+    async fn start() -> Option<Self> {
+        let port = free_port();
+        let child = std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let driver = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "chromedriver did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Some(driver)
+    }
+
+    /// A headless Chromium session, spoken to in plain W3C WebDriver.
+    async fn session(&self) -> Chrome {
+        let http = reqwest::Client::new();
+        let created: serde_json::Value = http
+            .post(format!("{}/session", self.url))
+            .json(&serde_json::json!({
+                "capabilities": { "alwaysMatch": {
+                    "browserName": "chrome",
+                    "goog:chromeOptions": { "args": [
+                        "--headless=new",
+                        "--no-sandbox",
+                        "--disable-gpu",
+                        "--disable-dev-shm-usage",
+                        "--window-size=1280,1400"
+                    ] }
+                } }
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = created["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no Chromium session: {created}"));
+        Chrome {
+            http,
+            base: format!("{}/session/{id}", self.url),
+        }
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The WebDriver commands this test needs.
+struct Chrome {
+    http: reqwest::Client,
+    base: String,
+}
+
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl Chrome {
+    async fn command(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let answer: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+        assert!(
+            answer["value"].get("error").is_none(),
+            "WebDriver {path}: {answer}"
+        );
+        answer["value"].clone()
+    }
+
+    async fn post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        self.command(reqwest::Method::POST, path, body).await
+    }
+
+    async fn get(&self, path: &str) -> serde_json::Value {
+        self.command(reqwest::Method::GET, path, serde_json::Value::Null)
+            .await
+    }
+
+    async fn goto(&self, url: &str) {
+        self.post("/url", serde_json::json!({ "url": url })).await;
+    }
+
+    async fn element(&self, css: &str) -> String {
+        let found = self
+            .post(
+                "/element",
+                serde_json::json!({ "using": "css selector", "value": css }),
+            )
+            .await;
+        found[ELEMENT_KEY].as_str().unwrap().to_owned()
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let id = self.element(css).await;
+        self.get(&format!("/element/{id}/text"))
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn shown(&self, css: &str) -> bool {
+        let id = self.element(css).await;
+        self.get(&format!("/element/{id}/displayed"))
+            .await
+            .as_bool()
+            .unwrap()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css).await;
+        self.post(
+            &format!("/element/{id}/value"),
+            serde_json::json!({ "text": text }),
+        )
+        .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.element(css).await;
+        self.post(&format!("/element/{id}/click"), serde_json::json!({}))
+            .await;
+    }
+
+    async fn execute(&self, script: &str) -> serde_json::Value {
+        self.post(
+            "/execute/sync",
+            serde_json::json!({ "script": script, "args": [] }),
+        )
+        .await
+    }
+
+    async fn source(&self) -> String {
+        self.get("/source").await.as_str().unwrap().to_owned()
+    }
+
+    /// Saves a screenshot when `SPACEDIGEST_TEST_SCREENSHOTS` names a directory.
+    async fn screenshot(&self, name: &str) {
+        use base64::Engine;
+        if let Ok(dir) = std::env::var("SPACEDIGEST_TEST_SCREENSHOTS") {
+            let png = self.get("/screenshot").await;
+            let png = base64::engine::general_purpose::STANDARD
+                .decode(png.as_str().unwrap())
+                .unwrap();
+            std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+        }
+    }
+
+    async fn quit(self) {
+        self.http.delete(&self.base).send().await.unwrap();
+    }
+}
+
+/// Waits until `check` holds, or fails with `what`.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn in_a_real_browser_the_progress_page_follows_the_send_live() {
+    let Some(driver) = ChromeDriver::start().await else {
+        println!("SKIPPED: no chromedriver on this machine");
+        return;
+    };
+    let port = free_port();
+    let app = spawn_app_with(Mail::Port(port), |_| {}).await;
+    day_with_readers(&app, "live", 3).await;
+    let operator = Browser::logged_in(&app).await;
+    let (_, id) = send_now(&operator).await;
+    operator
+        .post_form(&format!("/admin/digests/{id}/pause"), &[])
+        .await;
+
+    let page = driver.session().await;
+    page.goto(&format!("{}/admin/login", app.address)).await;
+    page.type_into("#email", super::OPERATOR_EMAIL).await;
+    page.type_into("#password", super::OPERATOR_PASSWORD).await;
+    page.click("form[action='/admin/login'] button[type='submit']")
+        .await;
+    eventually("the login did not finish", || async {
+        page.execute("return document.querySelector('.console-nav') !== null")
+            .await
+            == serde_json::json!(true)
+    })
+    .await;
+
+    // The preview's frame shows the email under its own policy.
+    page.goto(&format!(
+        "{}/admin/digests/preview?{DAY_QUERY}",
+        app.address
+    ))
+    .await;
+    page.screenshot("digest-preview").await;
+    let frame = page.element("#digest-preview").await;
+    page.post(
+        "/frame",
+        serde_json::json!({ "id": { ELEMENT_KEY: frame } }),
+    )
+    .await;
+    let framed = page.source().await;
+    assert!(framed.contains("Lunar rover wakes up"), "{framed}");
+    page.post("/frame/parent", serde_json::json!({})).await;
+
+    page.goto(&format!("{}/admin/digests/{id}", app.address))
+        .await;
+    page.execute("window.samePage = true; return null;").await;
+    eventually("the script never ran", || async {
+        !page.shown("#progress-refresh").await
+    })
+    .await;
+    assert_eq!(page.text("#progress-status").await, "Paused");
+    assert!(page.shown("#resume-send").await);
+    assert!(!page.shown("#pause-send").await);
+    assert!(page.shown("#cancel-send").await);
+    page.screenshot("digest-progress-paused").await;
+
+    // Resumed elsewhere and delivered: the open page follows without a reload.
+    let smtp = SmtpServer::start_on(port).await;
+    operator
+        .post_form(&format!("/admin/digests/{id}/resume"), &[])
+        .await;
+    smtp.wait_for_messages(3, Duration::from_secs(15)).await;
+    eventually("the page never showed Delivered", || async {
+        page.text("#progress-status").await == "Delivered"
+    })
+    .await;
+    assert_eq!(page.text("#progress-percent").await, "100%");
+    assert_eq!(page.text("#progress-sent").await, "3");
+    assert_eq!(page.text("#progress-remaining").await, "0");
+    assert!(!page.shown("#pause-send").await);
+    assert!(!page.shown("#resume-send").await);
+    assert!(!page.shown("#cancel-send").await);
+    assert!(
+        page.shown("#recipients-stale").await,
+        "the stale list is not pointed out"
+    );
+    let state = page
+        .execute(
+            "var p = document.getElementById('send-progress'); \
+             return [window.samePage === true, p.value, p.max];",
+        )
+        .await;
+    assert_eq!(
+        state,
+        serde_json::json!([true, 3, 3]),
+        "the page reloaded, or the bar is off"
+    );
+    page.screenshot("digest-progress-delivered").await;
+    page.goto(&format!("{}/admin/digests", app.address)).await;
+    page.screenshot("digests").await;
+    page.quit().await;
 }

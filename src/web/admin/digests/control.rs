@@ -65,9 +65,7 @@ fn refused(action: Action, refusal: Refusal) -> ConsoleError {
     };
     let why = match refusal {
         Refusal::NotSent => "it has not been sent yet".to_owned(),
-        Refusal::State(SendState::Delivered) => {
-            "every delivery has already been made".to_owned()
-        }
+        Refusal::State(SendState::Delivered) => "every delivery has already been made".to_owned(),
         Refusal::State(SendState::Cancelled) => "it was cancelled".to_owned(),
         Refusal::State(SendState::Sending) => "it is sending, not paused".to_owned(),
         Refusal::State(SendState::Paused) => "it is paused".to_owned(),

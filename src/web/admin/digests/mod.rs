@@ -29,10 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(pages::send)),
         )
         .route("/digests/{id}", web::get().to(progress::page))
-        .route(
-            "/digests/{id}/progress.json",
-            web::get().to(progress::json),
-        )
+        .route("/digests/{id}/progress.json", web::get().to(progress::json))
         .route("/digests/{id}/pause", web::post().to(control::pause))
         .route("/digests/{id}/resume", web::post().to(control::resume))
         .service(
@@ -109,12 +106,16 @@ impl Day {
             Some(raw) => Some(parse_date(&raw)?),
         };
         let all = crate::db::run(console.pool(), newsletters::all).await?;
-        let newsletter = all.iter().find(|n| n.slug == slug).cloned().ok_or_else(|| {
-            ConsoleError::BadInput(format!(
-                "There is no newsletter “{}”. Choose one from the list.",
-                shorten(&slug, 60)
-            ))
-        })?;
+        let newsletter = all
+            .iter()
+            .find(|n| n.slug == slug)
+            .cloned()
+            .ok_or_else(|| {
+                ConsoleError::BadInput(format!(
+                    "There is no newsletter “{}”. Choose one from the list.",
+                    shorten(&slug, 60)
+                ))
+            })?;
         let date = date.unwrap_or_else(|| crate::digest::today(&newsletter));
         Ok(Self {
             newsletter,
@@ -164,7 +165,10 @@ fn shorten(raw: &str, max: usize) -> String {
 }
 
 /// The issue with the id in the path, or a 404.
-async fn issue_from_path(console: &Console, raw: &str) -> Result<IssueWithNewsletter, ConsoleError> {
+async fn issue_from_path(
+    console: &Console,
+    raw: &str,
+) -> Result<IssueWithNewsletter, ConsoleError> {
     let not_found = || ConsoleError::NotFound("There is no digest issue at this address.".into());
     let id: i64 = raw.parse().map_err(|_| not_found())?;
     crate::db::run(console.pool(), move |conn| digests::find_by_id(conn, id))

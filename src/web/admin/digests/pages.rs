@@ -215,7 +215,10 @@ pub async fn preview_html(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(PREVIEW_CSP),
         ))
-        .insert_header((header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN")))
+        .insert_header((
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("SAMEORIGIN"),
+        ))
         .body(body))
 }
 

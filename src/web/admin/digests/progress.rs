@@ -38,6 +38,8 @@ pub struct Progress {
     counts: IssueCounts,
     #[serde(skip)]
     queued: bool,
+    #[serde(skip)]
+    badge: &'static str,
 }
 
 impl Progress {
@@ -64,14 +66,9 @@ impl Progress {
         self.status == SendState::Paused.label()
     }
 
-    fn badge(&self) -> &'static str {
-        match self.status {
-            "Sending" => "badge--info",
-            "Paused" => "badge--warn",
-            "Cancelled" => "badge--danger",
-            "Delivered" => "badge--ok",
-            _ => "badge--muted",
-        }
+    /// A figure as the page shows it (the script formats the same way).
+    fn shown(&self, n: &i64) -> String {
+        grouped(*n)
     }
 
     /// The bar's maximum: a `<progress>` needs one above zero.
@@ -98,11 +95,8 @@ pub(super) async fn progress_of(
         ))
     })
     .await?;
-    let status = if found.issue.fanned_out_at.is_some() {
-        counts.state().label()
-    } else {
-        "Not sent"
-    };
+    let queued = found.issue.fanned_out_at.is_some();
+    let (status, badge) = super::pages::badge(queued, &counts);
     Ok(Progress {
         sent: counts.sent,
         failed: counts.failed,
@@ -116,7 +110,8 @@ pub(super) async fn progress_of(
         rate_per_minute: rate,
         done: counts.done(),
         counts,
-        queued: found.issue.fanned_out_at.is_some(),
+        queued,
+        badge,
     })
 }
 
@@ -154,6 +149,7 @@ impl From<Recipient> for RecipientRow {
 
 /// One of the filters above the recipients table.
 struct FilterLink {
+    key: &'static str,
     label: &'static str,
     count: String,
     href: String,
@@ -185,7 +181,9 @@ fn notice(done: Option<&str>) -> Option<String> {
     let text = match done? {
         "queued" => "The digest is queued; the delivery worker is sending it now.",
         "already-sent" => "This digest was already sent; nothing new was queued.",
-        "paused" => "Sending is paused. Nothing more goes out until you resume it.",
+        "paused" => {
+            "Sending is paused: nothing more is picked up until you resume it. Copies already on their way may still arrive."
+        }
         "already-paused" => "This send was already paused.",
         "resumed" => "Sending resumed.",
         "already-sending" => "This send is already going out.",
@@ -297,6 +295,7 @@ pub async fn page(
     let filters = RecipientFilter::ALL
         .into_iter()
         .map(|f| FilterLink {
+            key: f.as_str(),
             label: filter_label(f),
             count: grouped(filter_count(&progress.counts, f)),
             href: if f == RecipientFilter::All {
@@ -362,7 +361,11 @@ fn error_as_json(error: &ConsoleError) -> HttpResponse {
         ConsoleError::NotFound(why) => json_error(status, "not_found", why),
         ConsoleError::Storage(e) if e.is_unavailable() => {
             tracing::warn!(error = %e, "console: progress unavailable");
-            json_error(status, "unavailable", "The database cannot be reached right now.")
+            json_error(
+                status,
+                "unavailable",
+                "The database cannot be reached right now.",
+            )
         }
         e => {
             tracing::error!(error = %e, "console: progress failed");
