@@ -207,6 +207,13 @@ async fn the_preview_shows_the_days_digest_in_a_locked_down_frame() {
     );
     assert!(list.body.contains("type=\"date\""));
     assert!(list.body.contains("No digest has been sent yet."));
+    for bad in ["page=0", "page=x", "page=1&page=2", "page=%zz"] {
+        let answer = browser.get(&format!("/admin/digests?{bad}")).await;
+        assert_eq!(answer.status, 400, "{bad}: {}", answer.body);
+    }
+    let beyond = browser.get("/admin/digests?page=2").await;
+    assert_eq!(beyond.status, 200);
+    assert!(beyond.body.contains("There are no issues on this page."));
 
     let page = browser
         .get(&format!("/admin/digests/preview?{DAY_QUERY}"))
@@ -457,7 +464,7 @@ fn link_to(body: &str, text: &str) -> String {
 }
 
 fn listed(body: &str) -> Vec<String> {
-    body.split("<th scope=\"row\">")
+    body.split("<th scope=\"row\" data-address>")
         .skip(1)
         .map(|row| row[..row.find('<').unwrap()].to_owned())
         .collect()

@@ -2,15 +2,15 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
-use serde::Deserialize;
 
 use super::{Day, Picker, date_label, grouped, readers, service_error, utc_label};
 use crate::db::digests::{self, IssueCounts};
 use crate::digest::{self, SendOutcome};
 use crate::mail::templates::DigestStory;
 use crate::web::admin::{Console, ConsoleError, CsrfForm, Layout, render, render_with, see_other};
+use crate::web::form;
 
 /// Issues per page of the list.
 const ISSUES_PER_PAGE: i64 = 30;
@@ -61,16 +61,11 @@ struct ListPage {
     pages: i64,
 }
 
-#[derive(Deserialize)]
-pub(super) struct ListQuery {
-    page: Option<String>,
-}
-
-pub async fn list(
-    console: Console,
-    query: web::Query<ListQuery>,
-) -> Result<HttpResponse, ConsoleError> {
-    let page = match query.page.as_deref().map(str::trim) {
+pub async fn list(console: Console, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let pairs = form::parse_pairs(req.query_string().as_bytes())
+        .map_err(|e| ConsoleError::BadInput(format!("The address is malformed: {e}.")))?;
+    let page = form::single(&pairs, "page").map_err(|e| ConsoleError::BadInput(format!("{e}.")))?;
+    let page = match page.as_deref().map(str::trim) {
         None | Some("") => 1,
         Some(raw) => raw
             .parse::<i64>()
