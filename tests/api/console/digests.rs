@@ -313,7 +313,7 @@ async fn the_preview_shows_the_days_digest_in_a_locked_down_frame() {
         ("newsletter=space-daily&date=20-11-2026", "not a day"),
         ("newsletter=space-daily&date=2026-02-30", "not a day"),
         ("newsletter=nope&date=2026-11-20", "no newsletter"),
-        ("newsletter=space-daily&date=%zz", "malformed"),
+        ("newsletter=space-daily&date=%zz", "cannot be read"),
     ] {
         for path in ["preview", "preview.html", "send"] {
             let answer = browser.get(&format!("/admin/digests/{path}?{query}")).await;

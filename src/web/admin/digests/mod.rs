@@ -12,7 +12,7 @@ use actix_web::web;
 use chrono::{NaiveDate, NaiveDateTime};
 
 use super::{Console, ConsoleError};
-use crate::db::digests::{self, IssueWithNewsletter};
+use crate::db::digests::{self, IssueCounts, IssueWithNewsletter, SendState};
 use crate::db::newsletters::{self, Newsletter};
 use crate::domain::NewsletterSlug;
 use crate::subscriptions::ServiceError;
@@ -91,14 +91,13 @@ impl Day {
         console: &Console,
         pairs: &[(String, String)],
     ) -> Result<Self, ConsoleError> {
-        let bad = |e: FormError| ConsoleError::BadInput(format!("{e}."));
         let slug = form::single(pairs, "newsletter")
-            .map_err(bad)?
+            .map_err(unreadable)?
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| NewsletterSlug::DEFAULT.to_owned());
         let date = form::single(pairs, "date")
-            .map_err(bad)?
+            .map_err(unreadable)?
             .map(|d| d.trim().to_owned())
             .filter(|d| !d.is_empty());
         let date = match date {
@@ -126,8 +125,7 @@ impl Day {
 
     /// Reads the day from the request's query string.
     async fn from_query(console: &Console, query: &str) -> Result<Self, ConsoleError> {
-        let pairs = form::parse_pairs(query.as_bytes())
-            .map_err(|e| ConsoleError::BadInput(format!("The address is malformed: {e}.")))?;
+        let pairs = form::parse_pairs(query.as_bytes()).map_err(unreadable)?;
         Self::from_pairs(console, &pairs).await
     }
 
@@ -174,6 +172,24 @@ async fn issue_from_path(
     crate::db::run(console.pool(), move |conn| digests::find_by_id(conn, id))
         .await?
         .ok_or_else(not_found)
+}
+
+/// The state badge of an issue: its label and colour.
+fn badge(queued: bool, counts: &IssueCounts) -> (&'static str, &'static str) {
+    if !queued {
+        return ("Not sent", "badge--muted");
+    }
+    match counts.state() {
+        SendState::Sending => ("Sending", "badge--info"),
+        SendState::Paused => ("Paused", "badge--warn"),
+        SendState::Cancelled => ("Cancelled", "badge--danger"),
+        SendState::Delivered => ("Delivered", "badge--ok"),
+    }
+}
+
+/// A query string or form that cannot be read: a 400 that says why.
+fn unreadable(error: FormError) -> ConsoleError {
+    ConsoleError::BadInput(format!("This request cannot be read: {error}."))
 }
 
 /// "20 November 2026".

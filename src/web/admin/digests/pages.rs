@@ -5,10 +5,11 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::{Day, Picker, date_label, grouped, readers, service_error, utc_label};
-use crate::db::digests::{self, IssueCounts};
-use crate::digest::{self, SendOutcome};
+use super::{Day, Picker, badge, date_label, grouped, readers, service_error, utc_label};
+use crate::db::digests;
+use crate::digest::{self, Preview, SendOutcome};
 use crate::mail::templates::DigestStory;
+use crate::subscriptions::ServiceError;
 use crate::web::admin::{Console, ConsoleError, CsrfForm, Layout, render, render_with, see_other};
 use crate::web::form;
 
@@ -36,20 +37,6 @@ struct IssueRow {
     badge: &'static str,
 }
 
-/// The state badge of an issue: its label and colour.
-pub(super) fn badge(queued: bool, counts: &IssueCounts) -> (&'static str, &'static str) {
-    use crate::db::digests::SendState;
-    if !queued {
-        return ("Not sent", "badge--muted");
-    }
-    match counts.state() {
-        SendState::Sending => ("Sending", "badge--info"),
-        SendState::Paused => ("Paused", "badge--warn"),
-        SendState::Cancelled => ("Cancelled", "badge--danger"),
-        SendState::Delivered => ("Delivered", "badge--ok"),
-    }
-}
-
 #[derive(Template)]
 #[template(path = "admin/digests.html")]
 struct ListPage {
@@ -62,9 +49,8 @@ struct ListPage {
 }
 
 pub async fn list(console: Console, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    let pairs = form::parse_pairs(req.query_string().as_bytes())
-        .map_err(|e| ConsoleError::BadInput(format!("The address is malformed: {e}.")))?;
-    let page = form::single(&pairs, "page").map_err(|e| ConsoleError::BadInput(format!("{e}.")))?;
+    let pairs = form::parse_pairs(req.query_string().as_bytes()).map_err(super::unreadable)?;
+    let page = form::single(&pairs, "page").map_err(super::unreadable)?;
     let page = match page.as_deref().map(str::trim) {
         None | Some("") => 1,
         Some(raw) => raw
@@ -116,6 +102,33 @@ pub async fn list(console: Console, req: HttpRequest) -> Result<HttpResponse, Co
     })
 }
 
+/// The day's preview, and how many readers a send would reach now.
+async fn load_preview(
+    console: &Console,
+    day: &Day,
+) -> Result<(Option<Preview>, i64), ConsoleError> {
+    let (settings, newsletter, date) = (
+        console.state.policy.settings.clone(),
+        day.newsletter.clone(),
+        day.date,
+    );
+    crate::db::run_with(console.pool(), move |conn| {
+        let preview = digest::preview(conn, &settings, &newsletter, date)?;
+        let confirmed = digests::confirmed_readers(conn, newsletter.id)?;
+        Ok::<_, ServiceError>((preview, confirmed))
+    })
+    .await
+    .map_err(service_error)
+}
+
+/// The issue's id when the day was sent already.
+fn sent_issue(preview: Option<&Preview>) -> Option<i64> {
+    preview
+        .and_then(|p| p.issue.as_ref())
+        .filter(|issue| issue.fanned_out_at.is_some())
+        .map(|issue| issue.id)
+}
+
 /// The parts of a preview the page shows (the email itself is framed).
 struct PreviewBody {
     subject: String,
@@ -138,24 +151,9 @@ struct PreviewPage {
 
 pub async fn preview(console: Console, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let day = Day::from_query(&console, req.query_string()).await?;
-    let (settings, newsletter, date) = (
-        console.state.policy.settings.clone(),
-        day.newsletter.clone(),
-        day.date,
-    );
-    let (preview, confirmed) = crate::db::run_with(console.pool(), move |conn| {
-        let preview = digest::preview(conn, &settings, &newsletter, date)?;
-        let confirmed = digests::confirmed_readers(conn, newsletter.id)?;
-        Ok::<_, crate::subscriptions::ServiceError>((preview, confirmed))
-    })
-    .await
-    .map_err(service_error)?;
+    let (preview, confirmed) = load_preview(&console, &day).await?;
     let sample = digest::sample_unsubscribe_url(&console.state.policy.settings);
-    let sent_issue = preview
-        .as_ref()
-        .and_then(|p| p.issue.as_ref())
-        .filter(|i| i.fanned_out_at.is_some())
-        .map(|i| i.id);
+    let sent_issue = sent_issue(preview.as_ref());
     let body = preview.map(|p| PreviewBody {
         text: p.text_with(&sample),
         subject: p.subject,
@@ -180,16 +178,7 @@ pub async fn preview_html(
     req: HttpRequest,
 ) -> Result<HttpResponse, ConsoleError> {
     let day = Day::from_query(&console, req.query_string()).await?;
-    let (settings, newsletter, date) = (
-        console.state.policy.settings.clone(),
-        day.newsletter.clone(),
-        day.date,
-    );
-    let preview = crate::db::run_with(console.pool(), move |conn| {
-        digest::preview(conn, &settings, &newsletter, date)
-    })
-    .await
-    .map_err(service_error)?;
+    let (preview, _) = load_preview(&console, &day).await?;
     let (status, body) = match preview {
         Some(preview) => (
             StatusCode::OK,
@@ -236,23 +225,8 @@ struct SendPage {
 /// Asks before sending: the one step between a preview and thousands of emails.
 pub async fn send_page(console: Console, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let day = Day::from_query(&console, req.query_string()).await?;
-    let (settings, newsletter, date) = (
-        console.state.policy.settings.clone(),
-        day.newsletter.clone(),
-        day.date,
-    );
-    let (preview, confirmed) = crate::db::run_with(console.pool(), move |conn| {
-        let preview = digest::preview(conn, &settings, &newsletter, date)?;
-        let confirmed = digests::confirmed_readers(conn, newsletter.id)?;
-        Ok::<_, crate::subscriptions::ServiceError>((preview, confirmed))
-    })
-    .await
-    .map_err(service_error)?;
-    let sent_issue = preview
-        .as_ref()
-        .and_then(|p| p.issue.as_ref())
-        .filter(|i| i.fanned_out_at.is_some())
-        .map(|i| i.id);
+    let (preview, confirmed) = load_preview(&console, &day).await?;
+    let sent_issue = sent_issue(preview.as_ref());
     render(&SendPage {
         layout: console.layout("digests"),
         newsletter_title: day.newsletter.title.clone(),

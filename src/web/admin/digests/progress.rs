@@ -96,7 +96,7 @@ pub(super) async fn progress_of(
     })
     .await?;
     let queued = found.issue.fanned_out_at.is_some();
-    let (status, badge) = super::pages::badge(queued, &counts);
+    let (status, badge) = super::badge(queued, &counts);
     Ok(Progress {
         sent: counts.sent,
         failed: counts.failed,
@@ -223,12 +223,11 @@ fn filter_label(filter: RecipientFilter) -> &'static str {
 /// `?status=…&after=…|before=…&done=…`, strictly: a malformed value is a 400.
 fn parse_query(raw: &str) -> Result<(RecipientFilter, PageStart, Option<String>), ConsoleError> {
     let bad = |why: String| ConsoleError::BadInput(why);
-    let pairs = form::parse_pairs(raw.as_bytes())
-        .map_err(|e| bad(format!("The address is malformed: {e}.")))?;
+    let pairs = form::parse_pairs(raw.as_bytes()).map_err(super::unreadable)?;
     let one = |name: &str| {
         form::single(&pairs, name)
             .map(|v| v.filter(|v| !v.trim().is_empty()))
-            .map_err(|e| bad(format!("{e}.")))
+            .map_err(super::unreadable)
     };
     let filter = match one("status")? {
         None => RecipientFilter::All,
