@@ -16,6 +16,10 @@
   }
 
   var INTERVAL_MS = 1000;
+  // A send left paused is not watched for ever: polling keeps the session alive, so after
+  // this long the page falls back to its Refresh link.
+  var PAUSED_WATCH_MS = 10 * 60 * 1000;
+  var pausedSince = null;
   var FINAL = { Delivered: true, Cancelled: true, "Not sent": true };
   var BADGES = {
     Sending: "badge--info",
@@ -122,7 +126,14 @@
           return;
         }
         update(p);
-        if (!FINAL[p.status]) {
+        if (p.status === "Paused") {
+          pausedSince = pausedSince || Date.now();
+        } else {
+          pausedSince = null;
+        }
+        if (pausedSince !== null && Date.now() - pausedSince > PAUSED_WATCH_MS) {
+          show("progress-refresh", true);
+        } else if (!FINAL[p.status]) {
           window.setTimeout(poll, INTERVAL_MS);
         }
       })
