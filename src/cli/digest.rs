@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app;
 use crate::config::Settings;
-use crate::db::digests::{self, IssueBody, IssueCounts};
+use crate::db::digests::{self, IssueBody, IssueCounts, SendState};
 use crate::db::newsletters::{self, Newsletter};
 use crate::db::{self, Pool};
 use crate::delivery::QueueSignal;
@@ -93,6 +93,11 @@ pub async fn run(settings: &Settings, command: DigestCommand) -> anyhow::Result<
             let counts = db::run(&pool, move |conn| digests::counts(conn, issue.id)).await?;
             println!("{} — {date}: {}", newsletter.title, issue.subject);
             println!("{} stories; {}", issue.story_count, describe(&counts));
+            if issue.fanned_out_at.is_none() {
+                println!("State: not sent");
+            } else {
+                println!("State: {}", counts.state().label());
+            }
             Ok(())
         }
     }
@@ -113,47 +118,35 @@ async fn preview(
     date: NaiveDate,
     format: PreviewFormat,
 ) -> anyhow::Result<()> {
-    let chosen = newsletter.clone();
-    let stories = db::run(pool, move |conn| digest::day_stories(conn, &chosen, date)).await?;
-    if stories.is_empty() {
+    let (chosen, preview_settings) = (newsletter.clone(), settings.clone());
+    let preview = db::run_with(pool, move |conn| {
+        digest::preview(conn, &preview_settings, &chosen, date)
+    })
+    .await?;
+    let Some(preview) = preview else {
         println!(
             "No stories for {} on {date}: there is nothing to preview.",
             newsletter.title
         );
         return Ok(());
-    }
-    let sample_unsubscribe = settings.link("/unsubscribe?token=PREVIEW");
-    let rendered = digest::render_digest(
-        settings,
-        newsletter,
-        date,
-        &stories,
-        digest::UNSUBSCRIBE_PLACEHOLDER,
-    )?;
-    let email = rendered.email;
+    };
+    let sample_unsubscribe = digest::sample_unsubscribe_url(settings);
     match format {
         PreviewFormat::Text => println!(
             "Subject: {}\n\n{}",
-            email.subject,
-            email
-                .text
-                .replace(digest::UNSUBSCRIBE_PLACEHOLDER, &sample_unsubscribe)
+            preview.subject,
+            preview.text_with(&sample_unsubscribe)
         ),
-        PreviewFormat::Html => println!(
-            "{}",
-            email
-                .html
-                .replace(digest::UNSUBSCRIBE_PLACEHOLDER, &sample_unsubscribe)
-        ),
+        PreviewFormat::Html => println!("{}", preview.html_with(&sample_unsubscribe)),
         PreviewFormat::Eml => {
             // Exactly the path a real send takes, so the size and bytes are the real ones.
             let policy = app::policy(settings, pool).await?;
             let personaliser = Personaliser::new(settings.clone(), policy.signer);
             let issue = personaliser.prepare(&IssueBody {
                 id: 0,
-                subject: email.subject,
-                body_text: email.text,
-                body_html: email.html,
+                subject: preview.subject,
+                body_text: preview.text,
+                body_html: preview.html,
                 newsletter_slug: newsletter.slug.clone(),
                 newsletter_title: newsletter.title.clone(),
             });
@@ -236,6 +229,23 @@ async fn send(
         );
         bail!("interrupted before every reader was reached");
     }
+    match counts.state() {
+        SendState::Paused => {
+            println!("Stopped: {}.", describe(&counts));
+            bail!(
+                "paused from the console: {} not yet sent; resume it there or run `digest send` again later",
+                counts.paused
+            );
+        }
+        SendState::Cancelled => {
+            println!("Stopped: {}.", describe(&counts));
+            bail!(
+                "cancelled from the console: {} not sent, and they will not be",
+                counts.cancelled
+            );
+        }
+        SendState::Sending | SendState::Delivered => {}
+    }
     println!(
         "Done in {elapsed:.1} s: {} ({:.0} emails/s).",
         describe(&counts),
@@ -257,13 +267,15 @@ async fn watch_delivery(pool: &Pool, issue_id: i64) -> anyhow::Result<IssueCount
     loop {
         let counts = db::run(pool, move |conn| digests::counts(conn, issue_id)).await?;
         bar.set_length(u64::try_from(counts.total()).unwrap_or(0));
-        bar.set_position(u64::try_from(counts.sent + counts.failed + counts.skipped).unwrap_or(0));
+        bar.set_position(u64::try_from(counts.done()).unwrap_or(0));
         bar.set_message(format!(
             "sent {}  failed {}  remaining {}",
             counts.sent,
             counts.failed,
             counts.remaining()
         ));
+        // A pause from the console leaves nothing this process can send: it says so and
+        // stops rather than wait silently for a resume.
         if counts.remaining() == 0 {
             bar.finish_and_clear();
             return Ok(counts);
@@ -279,12 +291,19 @@ async fn watch_delivery(pool: &Pool, issue_id: i64) -> anyhow::Result<IssueCount
 }
 
 fn describe(counts: &IssueCounts) -> String {
-    format!(
+    let mut text = format!(
         "{} sent, {} failed, {} skipped (unsubscribed), {} remaining ({} retrying)",
         counts.sent,
         counts.failed,
         counts.skipped,
         counts.remaining(),
         counts.retrying
-    )
+    );
+    if counts.paused > 0 {
+        text.push_str(&format!(", {} paused", counts.paused));
+    }
+    if counts.cancelled > 0 {
+        text.push_str(&format!(", {} cancelled", counts.cancelled));
+    }
+    text
 }

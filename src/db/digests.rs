@@ -1,12 +1,15 @@
 //! Digest issues (one per newsletter and day) and their fan-out into the outbound queue.
 
+use std::collections::HashMap;
+
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::dsl::count_star;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
 
+use super::newsletters::Newsletter;
 use super::outbound::{EmailKind, status};
-use super::schema::{digest_issues, outbound_emails, subscribers, subscriptions};
+use super::schema::{digest_issues, newsletters, outbound_emails, subscribers, subscriptions};
 use super::{DbConnection, write_transaction};
 use crate::db::subscribers::Status;
 
@@ -177,17 +180,87 @@ pub struct IssueCounts {
     pub queued: i64,
     /// Tried and waiting for another attempt.
     pub retrying: i64,
+    /// Held back by an operator who paused the send.
+    pub paused: i64,
+    /// Not sent because an operator cancelled the send.
+    pub cancelled: i64,
+}
+
+/// Where a send stands as a whole, in the words the console and the CLI show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendState {
+    /// Deliveries are still going out.
+    Sending,
+    /// An operator paused it; nothing more goes out until it is resumed.
+    Paused,
+    /// An operator cancelled it; the readers not reached by then get nothing.
+    Cancelled,
+    /// Every delivery has an outcome.
+    Delivered,
+}
+
+impl SendState {
+    /// The word shown for the state.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Sending => "Sending",
+            Self::Paused => "Paused",
+            Self::Cancelled => "Cancelled",
+            Self::Delivered => "Delivered",
+        }
+    }
 }
 
 impl IssueCounts {
-    /// Still to be delivered.
+    /// Still to be delivered (paused deliveries not included).
     pub fn remaining(&self) -> i64 {
         self.queued + self.retrying
     }
 
+    /// Deliveries with a final outcome.
+    pub fn done(&self) -> i64 {
+        self.sent + self.failed + self.skipped + self.cancelled
+    }
+
     /// Every delivery.
     pub fn total(&self) -> i64 {
-        self.sent + self.failed + self.skipped + self.remaining()
+        self.done() + self.remaining() + self.paused
+    }
+
+    /// Share of deliveries with a final outcome, in whole percent rounded down; 100 when
+    /// there is nothing left to do.
+    pub fn percent(&self) -> i64 {
+        let total = self.total();
+        if total == 0 || self.done() >= total {
+            100
+        } else {
+            self.done() * 100 / total
+        }
+    }
+
+    /// The send's state: anything still queued means sending, then paused, then cancelled.
+    pub fn state(&self) -> SendState {
+        if self.remaining() > 0 {
+            SendState::Sending
+        } else if self.paused > 0 {
+            SendState::Paused
+        } else if self.cancelled > 0 {
+            SendState::Cancelled
+        } else {
+            SendState::Delivered
+        }
+    }
+
+    fn add(&mut self, state: &str, n: i64) {
+        match state {
+            status::SENT => self.sent += n,
+            status::FAILED => self.failed += n,
+            status::SKIPPED => self.skipped += n,
+            status::PAUSED => self.paused += n,
+            status::CANCELLED => self.cancelled += n,
+            status::PENDING => self.queued += n,
+            _ => {}
+        }
     }
 }
 
@@ -204,19 +277,108 @@ pub fn counts(conn: &mut DbConnection, issue_id: i64) -> QueryResult<IssueCounts
         .filter(outbound_emails::attempts.gt(0))
         .count()
         .get_result(conn)?;
-    let mut counts = IssueCounts {
-        retrying,
-        ..IssueCounts::default()
-    };
+    let mut counts = IssueCounts::default();
     for (state, n) in by_status {
-        match state.as_str() {
-            status::SENT => counts.sent = n,
-            status::FAILED => counts.failed = n,
-            status::SKIPPED => counts.skipped = n,
-            _ => counts.queued = n - retrying,
+        counts.add(&state, n);
+    }
+    counts.retrying = retrying.min(counts.queued);
+    counts.queued -= counts.retrying;
+    Ok(counts)
+}
+
+/// Counts the deliveries of several issues by state (pending ones all count as queued).
+pub fn counts_of(
+    conn: &mut DbConnection,
+    issue_ids: &[i64],
+) -> QueryResult<HashMap<i64, IssueCounts>> {
+    let rows: Vec<(Option<i64>, String, i64)> = outbound_emails::table
+        .filter(outbound_emails::issue_id.eq_any(issue_ids))
+        .group_by((outbound_emails::issue_id, outbound_emails::status))
+        .select((
+            outbound_emails::issue_id,
+            outbound_emails::status,
+            count_star(),
+        ))
+        .load(conn)?;
+    let mut counts: HashMap<i64, IssueCounts> = HashMap::new();
+    for (issue_id, state, n) in rows {
+        if let Some(issue_id) = issue_id {
+            counts.entry(issue_id).or_default().add(&state, n);
         }
     }
     Ok(counts)
+}
+
+/// How many of an issue's deliveries reached an outcome (sent or failed) since `since`.
+/// The index on `(issue_id, status, finished_at)` makes this a short range scan however
+/// long the list, so the console can ask every second.
+pub fn finished_since(
+    conn: &mut DbConnection,
+    issue_id: i64,
+    since: NaiveDateTime,
+) -> QueryResult<i64> {
+    outbound_emails::table
+        .filter(outbound_emails::issue_id.eq(issue_id))
+        .filter(outbound_emails::status.eq_any([status::SENT, status::FAILED]))
+        .filter(outbound_emails::finished_at.ge(since))
+        .count()
+        .get_result(conn)
+}
+
+/// An issue with its newsletter, for the console.
+#[derive(Debug, Clone)]
+pub struct IssueWithNewsletter {
+    /// The issue.
+    pub issue: Issue,
+    /// Its newsletter.
+    pub newsletter: Newsletter,
+}
+
+/// The issue with this id, and its newsletter.
+pub fn find_by_id(
+    conn: &mut DbConnection,
+    issue_id: i64,
+) -> QueryResult<Option<IssueWithNewsletter>> {
+    digest_issues::table
+        .inner_join(newsletters::table)
+        .filter(digest_issues::id.eq(issue_id))
+        .select((Issue::as_select(), Newsletter::as_select()))
+        .first::<(Issue, Newsletter)>(conn)
+        .optional()
+        .map(|found| found.map(|(issue, newsletter)| IssueWithNewsletter { issue, newsletter }))
+}
+
+/// One page of issues of every newsletter, newest day first.
+pub fn list(
+    conn: &mut DbConnection,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<Vec<IssueWithNewsletter>> {
+    let rows: Vec<(Issue, Newsletter)> = digest_issues::table
+        .inner_join(newsletters::table)
+        .order((digest_issues::issue_date.desc(), digest_issues::id.desc()))
+        .limit(limit)
+        .offset(offset)
+        .select((Issue::as_select(), Newsletter::as_select()))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(issue, newsletter)| IssueWithNewsletter { issue, newsletter })
+        .collect())
+}
+
+/// How many issues there are.
+pub fn count_issues(conn: &mut DbConnection) -> QueryResult<i64> {
+    digest_issues::table.count().get_result(conn)
+}
+
+/// How many readers a send of this newsletter would reach now.
+pub fn confirmed_readers(conn: &mut DbConnection, newsletter_id: i64) -> QueryResult<i64> {
+    subscriptions::table
+        .filter(subscriptions::newsletter_id.eq(newsletter_id))
+        .filter(subscriptions::status.eq(Status::Confirmed.as_str()))
+        .count()
+        .get_result(conn)
 }
 
 /// What the worker needs of an issue to send a copy.
@@ -238,7 +400,6 @@ pub struct IssueBody {
 
 /// The rendered bodies of these issues.
 pub fn bodies(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<IssueBody>> {
-    use super::schema::newsletters;
     digest_issues::table
         .inner_join(newsletters::table)
         .filter(digest_issues::id.eq_any(ids))

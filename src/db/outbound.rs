@@ -226,12 +226,14 @@ pub fn mark_sent(conn: &mut DbConnection, ids: &[i64], now: NaiveDateTime) -> Qu
 }
 
 /// Gives back claimed emails that were never attempted (the worker is stopping): they are
-/// due again at once, for this or another worker, and the attempt is not counted.
+/// due again at once, for this or another worker, and the attempt is not counted. Rows
+/// paused meanwhile are given back too, so a resume sends them at once rather than when
+/// the lease would have run out.
 pub fn release(conn: &mut DbConnection, ids: &[i64], now: NaiveDateTime) -> QueryResult<()> {
     diesel::update(
         outbound_emails::table
             .filter(outbound_emails::id.eq_any(ids))
-            .filter(outbound_emails::status.eq(status::PENDING)),
+            .filter(outbound_emails::status.eq_any([status::PENDING, status::PAUSED])),
     )
     .set((
         outbound_emails::next_attempt_at.eq(now),
@@ -326,4 +328,177 @@ pub fn all_records(conn: &mut DbConnection) -> QueryResult<Vec<EmailRecord>> {
         .order(outbound_emails::id.asc())
         .select(EmailRecord::as_select())
         .load(conn)
+}
+
+/// Holds back an issue's deliveries that have not gone out: workers do not claim paused
+/// rows. A copy already claimed may still finish, and its outcome is recorded. Returns how
+/// many were paused.
+pub fn pause_issue(conn: &mut DbConnection, issue_id: i64) -> QueryResult<usize> {
+    diesel::update(
+        outbound_emails::table
+            .filter(outbound_emails::issue_id.eq(issue_id))
+            .filter(outbound_emails::status.eq(status::PENDING)),
+    )
+    .set(outbound_emails::status.eq(status::PAUSED))
+    .execute(conn)
+}
+
+/// Lets an issue's paused deliveries go out again, each when it was due (a retry keeps
+/// its back-off). Returns how many were resumed.
+pub fn resume_issue(conn: &mut DbConnection, issue_id: i64) -> QueryResult<usize> {
+    diesel::update(
+        outbound_emails::table
+            .filter(outbound_emails::issue_id.eq(issue_id))
+            .filter(outbound_emails::status.eq(status::PAUSED)),
+    )
+    .set(outbound_emails::status.eq(status::PENDING))
+    .execute(conn)
+}
+
+/// Cancels an issue's deliveries that have not gone out (queued, retrying or paused).
+/// Returns how many were cancelled.
+pub fn cancel_issue(
+    conn: &mut DbConnection,
+    issue_id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        outbound_emails::table
+            .filter(outbound_emails::issue_id.eq(issue_id))
+            .filter(outbound_emails::status.eq_any([status::PENDING, status::PAUSED])),
+    )
+    .set((
+        outbound_emails::status.eq(status::CANCELLED),
+        outbound_emails::finished_at.eq(now),
+        outbound_emails::body_text.eq(""),
+        outbound_emails::body_html.eq(""),
+    ))
+    .execute(conn)
+}
+
+/// Which of an issue's recipients to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecipientFilter {
+    /// Every one.
+    All,
+    /// Accepted by the server.
+    Sent,
+    /// Refused or given up.
+    Failed,
+    /// Queued or retrying.
+    Remaining,
+    /// Held back by a pause.
+    Paused,
+    /// Not sent: the send was cancelled.
+    Cancelled,
+    /// Not sent: the reader left first.
+    Skipped,
+}
+
+impl RecipientFilter {
+    /// Every filter, in the order the console offers them.
+    pub const ALL: [Self; 7] = [
+        Self::All,
+        Self::Sent,
+        Self::Failed,
+        Self::Remaining,
+        Self::Paused,
+        Self::Cancelled,
+        Self::Skipped,
+    ];
+
+    /// The name in URLs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Remaining => "remaining",
+            Self::Paused => "paused",
+            Self::Cancelled => "cancelled",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    /// The filter named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+
+    fn status(self) -> Option<&'static str> {
+        match self {
+            Self::All => None,
+            Self::Sent => Some(status::SENT),
+            Self::Failed => Some(status::FAILED),
+            Self::Remaining => Some(status::PENDING),
+            Self::Paused => Some(status::PAUSED),
+            Self::Cancelled => Some(status::CANCELLED),
+            Self::Skipped => Some(status::SKIPPED),
+        }
+    }
+}
+
+/// One recipient of an issue, as the console lists it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = outbound_emails)]
+pub struct Recipient {
+    /// Row id (the page's key).
+    pub id: i64,
+    /// Address.
+    pub recipient_email: String,
+    /// Stored status.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i32,
+    /// When it reached its outcome.
+    pub finished_at: Option<NaiveDateTime>,
+    /// The server's last reply to a refusal or failure.
+    pub last_error: Option<String>,
+}
+
+/// Where a page of recipients starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageStart {
+    /// The first page.
+    First,
+    /// The page after the row with this id.
+    After(i64),
+    /// The page before the row with this id.
+    Before(i64),
+}
+
+/// A page of an issue's recipients in row order, keyed by id so that deep pages cost no
+/// more than the first. Returns the rows and whether more lie beyond the page in the
+/// direction it was read.
+pub fn recipients(
+    conn: &mut DbConnection,
+    issue_id: i64,
+    filter: RecipientFilter,
+    start: PageStart,
+    limit: i64,
+) -> QueryResult<(Vec<Recipient>, bool)> {
+    let mut query = outbound_emails::table
+        .filter(outbound_emails::issue_id.eq(issue_id))
+        .select(Recipient::as_select())
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(state) = filter.status() {
+        query = query.filter(outbound_emails::status.eq(state));
+    }
+    query = match start {
+        PageStart::First => query.order(outbound_emails::id.asc()),
+        PageStart::After(id) => query
+            .filter(outbound_emails::id.gt(id))
+            .order(outbound_emails::id.asc()),
+        PageStart::Before(id) => query
+            .filter(outbound_emails::id.lt(id))
+            .order(outbound_emails::id.desc()),
+    };
+    let mut rows = query.load(conn)?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    if matches!(start, PageStart::Before(_)) {
+        rows.reverse();
+    }
+    Ok((rows, more))
 }

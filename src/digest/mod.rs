@@ -1,6 +1,7 @@
 //! The daily digest: choose the day's stories, render the issue once, fan it out to every
 //! confirmed reader through the outbound queue, and personalise each copy at send time.
 
+pub mod control;
 mod personalise;
 mod render;
 pub mod scheduler;
@@ -15,6 +16,7 @@ use crate::config::Settings;
 use crate::db::newsletters::Newsletter;
 use crate::db::{self, DbConnection, digests, stories};
 use crate::domain::{NewsletterTimeZone, day};
+use crate::mail::templates::DigestStory;
 use crate::subscriptions::ServiceError;
 
 /// The newsletter's time zone (stored names were validated when written; UTC otherwise).
@@ -82,6 +84,80 @@ pub fn prepare_issue(
         },
     )?;
     Ok(Prepared::Issue(issue))
+}
+
+/// A day's digest as its readers would get it, rendered without storing or sending
+/// anything: the stored issue when the day was prepared already (every reader gets what
+/// the first got), otherwise a fresh rendering of the day's stories.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// Subject line.
+    pub subject: String,
+    /// Text body, with [`UNSUBSCRIBE_PLACEHOLDER`] for the reader's link.
+    pub text: String,
+    /// HTML body, with [`UNSUBSCRIBE_PLACEHOLDER`] for the reader's link.
+    pub html: String,
+    /// The stories, in the order the digest shows them.
+    pub stories: Vec<DigestStory>,
+    /// The stored issue, when the day was prepared already.
+    pub issue: Option<digests::Issue>,
+}
+
+impl Preview {
+    /// The text body with `unsubscribe_url` in place of the reader's own link.
+    pub fn text_with(&self, unsubscribe_url: &str) -> String {
+        self.text.replace(UNSUBSCRIBE_PLACEHOLDER, unsubscribe_url)
+    }
+
+    /// The HTML body with `unsubscribe_url` in place of the reader's own link.
+    pub fn html_with(&self, unsubscribe_url: &str) -> String {
+        self.html.replace(UNSUBSCRIBE_PLACEHOLDER, unsubscribe_url)
+    }
+}
+
+/// The unsubscribe link previews show: a real-looking link that unsubscribes nobody.
+pub fn sample_unsubscribe_url(settings: &Settings) -> String {
+    settings.link("/unsubscribe?token=PREVIEW")
+}
+
+/// Renders the day's digest for a preview; `None` when no story was published that day.
+pub fn preview(
+    conn: &mut DbConnection,
+    settings: &Settings,
+    newsletter: &Newsletter,
+    date: NaiveDate,
+) -> Result<Option<Preview>, ServiceError> {
+    if let Some(issue) = digests::find(conn, newsletter.id, date)? {
+        // The snapshot was written by us from `DigestStory` values; one we cannot read
+        // back only costs the story list, never the preview itself.
+        let stories = serde_json::from_str(&issue.stories_json).unwrap_or_default();
+        return Ok(Some(Preview {
+            subject: issue.subject.clone(),
+            text: issue.body_text.clone(),
+            html: issue.body_html.clone(),
+            stories,
+            issue: Some(issue),
+        }));
+    }
+    let stories = day_stories(conn, newsletter, date)?;
+    if stories.is_empty() {
+        return Ok(None);
+    }
+    let rendered = render_digest(
+        settings,
+        newsletter,
+        date,
+        &stories,
+        UNSUBSCRIBE_PLACEHOLDER,
+    )?;
+    let stories = serde_json::from_str(&rendered.stories_json).unwrap_or_default();
+    Ok(Some(Preview {
+        subject: rendered.email.subject,
+        text: rendered.email.text,
+        html: rendered.email.html,
+        stories,
+        issue: None,
+    }))
 }
 
 /// What `send` did.

@@ -71,4 +71,4 @@ ALTER TABLE outbound_emails_new RENAME TO outbound_emails;
 CREATE INDEX outbound_emails_due ON outbound_emails (next_attempt_at, id) WHERE status = 'pending';
 CREATE INDEX outbound_emails_by_subscriber ON outbound_emails (subscriber_id, kind, created_at);
 CREATE UNIQUE INDEX outbound_emails_one_per_issue ON outbound_emails (issue_id, subscription_id);
-CREATE INDEX outbound_emails_by_issue_status ON outbound_emails (issue_id, status);
+CREATE INDEX outbound_emails_by_issue_status ON outbound_emails (issue_id, status, finished_at);

@@ -246,9 +246,11 @@ impl FromRequest for CsrfForm {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
         Box::pin(async move {
-            let console = console.await?;
+            // The body is read even without a session: answering before reading it makes
+            // the server close the connection, which a client reusing it sees as an error.
+            let (console, body) = futures_util::join!(console, body);
+            let console = console?;
             let body = body
-                .await
                 .map_err(|e| ConsoleError::BadInput(format!("the form could not be read: {e}")))?;
             // A body we cannot read has no token we can trust: refuse it as forged.
             let pairs = if is_form {

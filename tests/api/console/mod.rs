@@ -3,6 +3,7 @@
 
 mod auth;
 mod browser;
+mod digests;
 mod feeds;
 mod newsletters;
 mod routes;

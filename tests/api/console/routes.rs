@@ -85,7 +85,12 @@ async fn every_state_changing_console_route_refuses_a_missing_or_wrong_csrf_toke
     let browser = Browser::logged_in(&app).await;
     for action in ACTIONS {
         let path = fill(action);
-        for body in ["", "csrf_token=", "csrf_token=not-the-token", "title=x&email=a%40b.c"] {
+        for body in [
+            "",
+            "csrf_token=",
+            "csrf_token=not-the-token",
+            "title=x&email=a%40b.c",
+        ] {
             let answer = browser.post_raw(&path, body).await;
             assert_eq!(answer.status, 403, "{path} with {body:?}: {}", answer.body);
         }
@@ -122,6 +127,9 @@ async fn console_pages_use_no_script_except_the_live_progress() {
             !answer.body.contains("<script"),
             "{page} uses script; only the progress view may"
         );
-        assert!(!answer.body.contains(" style=\""), "{page} has inline style");
+        assert!(
+            !answer.body.contains(" style=\""),
+            "{page} has inline style"
+        );
     }
 }
