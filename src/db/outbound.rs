@@ -243,6 +243,23 @@ pub fn release(conn: &mut DbConnection, ids: &[i64], now: NaiveDateTime) -> Quer
     Ok(())
 }
 
+/// Which of these issues an operator paused or cancelled: one index lookup each.
+pub fn held_issues(conn: &mut DbConnection, issues: &[i64]) -> QueryResult<Vec<i64>> {
+    let mut held = Vec::new();
+    for &issue in issues {
+        let any = outbound_emails::table
+            .filter(outbound_emails::issue_id.eq(issue))
+            .filter(outbound_emails::status.eq_any([status::PAUSED, status::CANCELLED]))
+            .select(outbound_emails::id)
+            .first::<i64>(conn)
+            .optional()?;
+        if any.is_some() {
+            held.push(issue);
+        }
+    }
+    Ok(held)
+}
+
 /// Schedules another attempt after a transient failure.
 pub fn schedule_retry(
     conn: &mut DbConnection,

@@ -15,6 +15,7 @@
 //! sent but unrecorded: that is all a crash can repeat.
 
 pub mod backoff;
+mod holds;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -31,6 +32,7 @@ use crate::digest::{Personaliser, PreparedIssue};
 use crate::mail::{MailSession, Mailer, SendError};
 use crate::subscriptions::Policy;
 use backoff::Retry;
+use holds::Holds;
 
 /// How long an expired confirmation token is kept to explain itself.
 const EXPIRED_TOKEN_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -76,7 +78,8 @@ enum Outcome {
     Failed {
         error: String,
     },
-    /// Not attempted: the worker is stopping, so the claim is given back.
+    /// Not attempted: the worker is stopping, or an operator paused or cancelled the
+    /// send, so the claim is given back.
     Released,
 }
 
@@ -134,6 +137,13 @@ impl DeliveryWorker {
         let work_rx = Arc::new(Mutex::new(work_rx));
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Finished>();
         let in_flight = Arc::new(Semaphore::new(self.settings.in_flight));
+        let holds = Arc::new(Holds::default());
+        let watcher = tokio::spawn(holds::watch(
+            self.pool.clone(),
+            Arc::clone(&holds),
+            self.settings.lease,
+            shutdown.clone(),
+        ));
         let senders: Vec<_> = (0..self.settings.concurrency)
             .map(|_| {
                 let sender = Sender {
@@ -143,6 +153,7 @@ impl DeliveryWorker {
                     jobs: Arc::clone(&work_rx),
                     done: done_tx.clone(),
                     in_flight: Arc::clone(&in_flight),
+                    holds: Arc::clone(&holds),
                     shutdown: shutdown.clone(),
                 };
                 tokio::spawn(sender.run())
@@ -154,7 +165,11 @@ impl DeliveryWorker {
             self.settings.clone(),
             done_rx,
         ));
-        self.claim_until_cancelled(work_tx, chunk, &shutdown).await;
+        self.claim_until_cancelled(work_tx, chunk, &holds, &shutdown)
+            .await;
+        if let Err(error) = watcher.await {
+            tracing::error!(%error, "the pause watcher ended abnormally");
+        }
         for sender in senders {
             if let Err(error) = sender.await {
                 tracing::error!(%error, "a delivery task ended abnormally");
@@ -171,6 +186,7 @@ impl DeliveryWorker {
         &self,
         queue: mpsc::Sender<Job>,
         chunk: usize,
+        holds: &Holds,
         shutdown: &CancellationToken,
     ) {
         let mut issues: HashMap<i64, Arc<PreparedIssue>> = HashMap::new();
@@ -200,6 +216,7 @@ impl DeliveryWorker {
                 }
                 Ok(jobs) => {
                     storage_backoff = Duration::from_millis(250);
+                    holds.note_claimed(jobs.iter().filter_map(|job| job.email.issue_id));
                     let short = jobs.len() < chunk / 2;
                     for (slot, job) in room.zip(jobs) {
                         slot.send(job);
@@ -313,6 +330,7 @@ struct Sender {
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
     done: mpsc::UnboundedSender<Finished>,
     in_flight: Arc<Semaphore>,
+    holds: Arc<Holds>,
     shutdown: CancellationToken,
 }
 
@@ -333,11 +351,23 @@ impl Sender {
                 let Ok(permit) = Arc::clone(&self.in_flight).acquire_owned().await else {
                     return;
                 };
-                let outcome = self.send(&email, issue.as_deref()).await;
-                Finished {
-                    email,
-                    outcome,
-                    _permit: Some(permit),
+                // Checked after the wait for a permit, the moment before sending.
+                if email
+                    .issue_id
+                    .is_some_and(|issue| self.holds.is_held(issue))
+                {
+                    Finished {
+                        email,
+                        outcome: Outcome::Released,
+                        _permit: None,
+                    }
+                } else {
+                    let outcome = self.send(&email, issue.as_deref()).await;
+                    Finished {
+                        email,
+                        outcome,
+                        _permit: Some(permit),
+                    }
                 }
             };
             if self.done.send(finished).is_err() {

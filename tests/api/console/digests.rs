@@ -1119,3 +1119,59 @@ async fn in_a_real_browser_the_progress_page_follows_the_send_live() {
     page.screenshot("digests").await;
     page.quit().await;
 }
+
+#[tokio::test]
+async fn a_pause_stops_copies_the_worker_already_holds_within_a_moment() {
+    // Two slow SMTP sessions: the worker claims chunks of 32 ahead of them, so most of
+    // the list sits in its queue when the operator pauses.
+    let app = spawn_app_with(Mail::Server, |s| {
+        s.delivery.concurrency = 2;
+        s.delivery.in_flight = 2;
+    })
+    .await;
+    app.smtp()
+        .set_behaviour(Behaviour::SlowDataReply(Duration::from_millis(100)));
+    day_with_readers(&app, "held", 150).await;
+    let browser = Browser::logged_in(&app).await;
+    let (_, id) = send_now(&browser).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while app.smtp().message_count() < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "nothing was sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let paused = browser
+        .post_form(&format!("/admin/digests/{id}/pause"), &[])
+        .await;
+    assert_eq!(paused.status, 303, "{}", paused.body);
+    let at_pause = app.smtp().message_count();
+    // What was on the wire finishes; nothing queued behind it goes out.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let after = app.smtp().message_count();
+    assert!(
+        after - at_pause <= 16,
+        "{} copies went out after the pause ({at_pause} before)",
+        after - at_pause
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        app.smtp().message_count(),
+        after,
+        "sending went on while paused"
+    );
+    let json = progress(&browser, id).await;
+    assert_eq!(json["status"], "Paused", "{json}");
+    assert_eq!(json["sent"].as_u64().unwrap() as usize, after, "{json}");
+
+    // Resumed: the held copies go out promptly (they were given back, not leased away),
+    // each exactly once.
+    app.smtp().set_behaviour(Behaviour::Accept);
+    let resumed = browser
+        .post_form(&format!("/admin/digests/{id}/resume"), &[])
+        .await;
+    assert_eq!(resumed.status, 303);
+    let done = wait_for_status(&browser, id, "Delivered").await;
+    assert_eq!(done["sent"], 150, "{done}");
+    let mails = app.emails(150).await;
+    let unique: std::collections::HashSet<_> = mails.iter().map(|m| m.rcpt_to[0].clone()).collect();
+    assert_eq!(unique.len(), 150, "a reader got two copies");
+}
