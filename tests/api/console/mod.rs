@@ -2,6 +2,8 @@
 //! tokens read from the pages), plus one test in a real headless Chromium.
 
 mod auth;
+mod dashboard;
+mod subscribers;
 
 use spacedigest::console::OperatorPassword;
 use spacedigest::db::{self, operators};
@@ -89,7 +91,6 @@ impl<'a> Browser<'a> {
     }
 
     /// Posts a multipart form (fields, then one file) with the CSRF token first.
-    #[allow(dead_code)] // until the upload pages' tests use it
     pub async fn post_multipart(
         &self,
         path: &str,
