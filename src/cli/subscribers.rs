@@ -76,8 +76,8 @@ pub async fn run(settings: &Settings, command: SubscribersCommand) -> anyhow::Re
             } else {
                 ImportMode::Confirm
             };
-            let data = std::fs::read(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
+            let data =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let slug = match newsletter {
                 Some(slug) => NewsletterSlug::parse(&slug)
                     .map_err(|e| anyhow::anyhow!("invalid --newsletter: {e}"))?,

@@ -442,8 +442,10 @@ pub fn delete_everything(conn: &mut DbConnection, subscriber: &Subscriber) -> Qu
             outbound_emails::subscriber_id
                 .eq(subscriber.id)
                 .or(outbound_emails::recipient_email.eq_any(addresses))
-                .or(diesel::dsl::sql::<diesel::sql_types::Bool>("LOWER(recipient_email) = ")
-                    .bind::<diesel::sql_types::Text, _>(subscriber.email_key.as_str())),
+                .or(
+                    diesel::dsl::sql::<diesel::sql_types::Bool>("LOWER(recipient_email) = ")
+                        .bind::<diesel::sql_types::Text, _>(subscriber.email_key.as_str()),
+                ),
         ),
     )
     .execute(conn)?;
@@ -451,10 +453,9 @@ pub fn delete_everything(conn: &mut DbConnection, subscriber: &Subscriber) -> Qu
         confirmation_tokens::table.filter(confirmation_tokens::subscriber_id.eq(subscriber.id)),
     )
     .execute(conn)?;
-    let subscriptions = diesel::delete(
-        subscriptions::table.filter(subscriptions::subscriber_id.eq(subscriber.id)),
-    )
-    .execute(conn)?;
+    let subscriptions =
+        diesel::delete(subscriptions::table.filter(subscriptions::subscriber_id.eq(subscriber.id)))
+            .execute(conn)?;
     diesel::delete(subscribers::table.find(subscriber.id)).execute(conn)?;
     Ok(Erased {
         emails,

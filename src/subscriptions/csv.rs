@@ -309,7 +309,10 @@ pub fn parse(data: &[u8], newsletter_slug: &str) -> Result<ParsedFile, FileError
                     parsed.other_newsletter += 1;
                     continue;
                 }
-                (cell(Some(c.email)).unwrap_or(""), cell(c.name).unwrap_or(""))
+                (
+                    cell(Some(c.email)).unwrap_or(""),
+                    cell(c.name).unwrap_or(""),
+                )
             }
             None => {
                 if record.iter().skip(1).any(|c| !c.trim().is_empty()) {
@@ -525,7 +528,10 @@ mod tests {
         let file = b"email,newsletter,status\na@example.com,space-daily,confirmed\nb@example.com,space-daily,unsubscribed\nc@example.com,mars,confirmed\n";
         let parsed = parse(file, "space-daily").unwrap();
         assert_eq!(parsed.rows.len(), 1);
-        assert_eq!((parsed.unsubscribed_in_file, parsed.other_newsletter), (1, 1));
+        assert_eq!(
+            (parsed.unsubscribed_in_file, parsed.other_newsletter),
+            (1, 1)
+        );
     }
 
     #[test]
@@ -537,6 +543,9 @@ mod tests {
             FileError::NoEmailColumn(_)
         ));
         let big = "a@example.com\n".repeat(MAX_IMPORT_ROWS + 1);
-        assert_eq!(parse(big.as_bytes(), "x").unwrap_err(), FileError::TooManyRows);
+        assert_eq!(
+            parse(big.as_bytes(), "x").unwrap_err(),
+            FileError::TooManyRows
+        );
     }
 }

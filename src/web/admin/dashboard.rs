@@ -199,11 +199,7 @@ impl Chart {
                 (day, count(signups, day), count(unsubs, day))
             })
             .collect();
-        let peak = figures
-            .iter()
-            .map(|&(_, s, u)| s.max(u))
-            .max()
-            .unwrap_or(0);
+        let peak = figures.iter().map(|&(_, s, u)| s.max(u)).max().unwrap_or(0);
         // An even scale, so the half-way grid line is a whole number.
         let max = if peak <= 1 { 2 } else { peak + peak % 2 };
         let plot_width = f64::from(Self::WIDTH) - Self::LEFT - Self::RIGHT;

@@ -115,7 +115,10 @@ fn list_notice(done: Option<&str>) -> Option<String> {
     }
 }
 
-async fn list(console: Console, query: web::Query<ListQuery>) -> Result<HttpResponse, ConsoleError> {
+async fn list(
+    console: Console,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ConsoleError> {
     let query = query.into_inner();
     let q = query.q.unwrap_or_default().trim().to_owned();
     if q.chars().count() > MAX_QUERY {
@@ -129,9 +132,7 @@ async fn list(console: Console, query: web::Query<ListQuery>) -> Result<HttpResp
             .parse::<i64>()
             .ok()
             .filter(|p| (1..=1_000_000).contains(p))
-            .ok_or_else(|| {
-                ConsoleError::BadInput(format!("\"{raw}\" is not a page number."))
-            })?,
+            .ok_or_else(|| ConsoleError::BadInput(format!("\"{raw}\" is not a page number.")))?,
     };
     let fragment = (!q.is_empty()).then(|| q.clone());
     let (found, total, subscriptions) = db::run(console.pool(), move |conn| {
@@ -363,7 +364,10 @@ struct ErasePage {
     subscriptions: usize,
 }
 
-async fn erase_page(console: Console, path: web::Path<String>) -> Result<HttpResponse, ConsoleError> {
+async fn erase_page(
+    console: Console,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
     let id = parse_id(&path)?;
     let (subscriber, subscriptions) = load_subscriber(&console, id).await?;
     render(&ErasePage {
@@ -414,7 +418,9 @@ async fn export(console: Console) -> Result<HttpResponse, ConsoleError> {
                     // The header is sent; all that can be done is to cut the download short.
                     tracing::error!(%error, operator_id, "console: the export failed midway");
                     Some((
-                        Err(actix_web::error::ErrorInternalServerError("the export failed")),
+                        Err(actix_web::error::ErrorInternalServerError(
+                            "the export failed",
+                        )),
                         None,
                     ))
                 }
@@ -480,7 +486,11 @@ async fn import(
 ) -> Result<HttpResponse, ConsoleError> {
     let upload = console.read_multipart(multipart).await?;
     let newsletters = db::run(console.pool(), newsletters::all).await?;
-    let selected = upload.text("newsletter").unwrap_or_default().trim().to_owned();
+    let selected = upload
+        .text("newsletter")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     let confirmed = upload.text("mode").as_deref().map(str::trim) == Some("confirmed");
     let consent_note = upload
         .text("consent_note")
@@ -503,7 +513,10 @@ async fn import(
     };
     let mode = upload.text("mode").unwrap_or_default();
     if !matches!(mode.trim(), "confirm" | "confirmed" | "") {
-        return refuse("Choose how the addresses join: with a confirmation email, or as already confirmed.".into());
+        return refuse(
+            "Choose how the addresses join: with a confirmation email, or as already confirmed."
+                .into(),
+        );
     }
     let Some(newsletter) = newsletters.iter().find(|n| n.slug == selected).cloned() else {
         return refuse("Choose the newsletter to import into.".into());

@@ -23,7 +23,9 @@ async fn confirmed_reader(app: &TestApp, email: &str, mails_so_far: usize) -> i6
         .expect("a confirmation email");
     let answer = app.confirm_via(&app.confirmation_link(mail)).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
-    subscriber_id(app, email).await.expect("the reader is stored")
+    subscriber_id(app, email)
+        .await
+        .expect("the reader is stored")
 }
 
 async fn subscriber_id(app: &TestApp, email: &str) -> Option<i64> {
@@ -115,8 +117,17 @@ async fn search_finds_any_part_of_the_address_in_any_case_and_pages_by_fifty() {
     let page = browser.get("/admin/subscribers?q=FINDME-1").await;
     assert_eq!(page.status, 200, "{}", page.body);
     // findme-1 and findme-10 … findme-19.
-    assert!(page.body.contains("11 subscribers whose address contains"), "{}", page.body);
-    assert_eq!(page.body.matches("<th scope=\"row\"><a href=\"/admin/subscribers/").count(), 11);
+    assert!(
+        page.body.contains("11 subscribers whose address contains"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        page.body
+            .matches("<th scope=\"row\"><a href=\"/admin/subscribers/")
+            .count(),
+        11
+    );
     assert!(page.body.contains("findme-13@example.com"));
     assert!(page.body.contains("Space Daily: confirmed"));
 
@@ -131,7 +142,10 @@ async fn search_finds_any_part_of_the_address_in_any_case_and_pages_by_fifty() {
     assert_eq!(first.body.matches("<th scope=\"row\"><a href=").count(), 50);
     assert!(first.body.contains("href=\"/admin/subscribers?page=2\""));
     let second = browser.get("/admin/subscribers?page=2").await;
-    assert_eq!(second.body.matches("<th scope=\"row\"><a href=").count(), 12);
+    assert_eq!(
+        second.body.matches("<th scope=\"row\"><a href=").count(),
+        12
+    );
 
     let bad = browser.get("/admin/subscribers?page=abc").await;
     assert_eq!(bad.status, 400);
@@ -153,7 +167,10 @@ async fn a_subscribers_page_shows_their_history_and_the_operator_can_unsubscribe
     assert!(page.body.contains(&email));
     assert!(page.body.contains("Ada"));
     assert!(page.body.contains("127.0.0.1"), "the signup IP");
-    assert!(page.body.contains("<span class=\"badge badge--ok\">confirmed</span>"));
+    assert!(
+        page.body
+            .contains("<span class=\"badge badge--ok\">confirmed</span>")
+    );
     let deliveries = &page.body[page.body.find("id=\"deliveries\"").unwrap()..];
     assert!(deliveries.contains("confirmation"));
     assert!(deliveries.contains("welcome"));
@@ -161,7 +178,10 @@ async fn a_subscribers_page_shows_their_history_and_the_operator_can_unsubscribe
 
     // Forged or stale forms change nothing.
     let path = format!("/admin/subscribers/{id}/unsubscribe");
-    for body in ["newsletter=space-daily", "csrf_token=wrong&newsletter=space-daily"] {
+    for body in [
+        "newsletter=space-daily",
+        "csrf_token=wrong&newsletter=space-daily",
+    ] {
         let answer = browser.post_raw(&path, body).await;
         assert_eq!(answer.status, 403, "{body}");
     }
@@ -170,7 +190,9 @@ async fn a_subscribers_page_shows_their_history_and_the_operator_can_unsubscribe
         [("space-daily".to_owned(), "confirmed".to_owned())]
     );
 
-    let answer = browser.post_form(&path, &[("newsletter", "space-daily")]).await;
+    let answer = browser
+        .post_form(&path, &[("newsletter", "space-daily")])
+        .await;
     assert_eq!(answer.status, 303, "{}", answer.body);
     let back = answer.header("location").unwrap();
     assert_eq!(back, format!("/admin/subscribers/{id}?done=unsubscribed"));
@@ -187,7 +209,9 @@ async fn a_subscribers_page_shows_their_history_and_the_operator_can_unsubscribe
         again.header("location").unwrap(),
         format!("/admin/subscribers/{id}?done=already-unsubscribed")
     );
-    let unknown = browser.post_form(&path, &[("newsletter", "no-such-list")]).await;
+    let unknown = browser
+        .post_form(&path, &[("newsletter", "no-such-list")])
+        .await;
     assert_eq!(unknown.status, 400);
 }
 
@@ -213,7 +237,10 @@ async fn erasing_a_subscriber_removes_every_trace_including_queued_email() {
                     body_text: "text",
                     body_html: "<p>html</p>",
                     list_unsubscribe: None,
-                    message_id: &format!("{}@spacedigest.test", spacedigest::tokens::new_confirmation_token().1),
+                    message_id: &format!(
+                        "{}@spacedigest.test",
+                        spacedigest::tokens::new_confirmation_token().1
+                    ),
                     status: "pending",
                     next_attempt_at: now + chrono::Duration::days(1),
                     created_at: now,
@@ -235,7 +262,11 @@ async fn erasing_a_subscriber_removes_every_trace_including_queued_email() {
     for body in ["", "csrf_token=wrong"] {
         assert_eq!(browser.post_raw(&path, body).await.status, 403, "{body:?}");
     }
-    assert_eq!(subscriber_id(&app, &email).await, Some(id), "a forged erase changed something");
+    assert_eq!(
+        subscriber_id(&app, &email).await,
+        Some(id),
+        "a forged erase changed something"
+    );
 
     let answer = browser.post_form(&path, &[]).await;
     assert_eq!(answer.status, 303, "{}", answer.body);
@@ -243,14 +274,30 @@ async fn erasing_a_subscriber_removes_every_trace_including_queued_email() {
         answer.header("location").as_deref(),
         Some("/admin/subscribers?done=erased")
     );
-    assert!(browser.get("/admin/subscribers?done=erased").await.body.contains("Erased."));
-    assert_eq!(browser.get(&format!("/admin/subscribers/{id}")).await.status, 404);
+    assert!(
+        browser
+            .get("/admin/subscribers?done=erased")
+            .await
+            .body
+            .contains("Erased.")
+    );
+    assert_eq!(
+        browser
+            .get(&format!("/admin/subscribers/{id}"))
+            .await
+            .status,
+        404
+    );
 
     let pattern = format!("%{}%", email.to_lowercase());
     let traces = app
         .db(move |conn| {
             let subscribers: i64 = subscribers::table
-                .filter(subscribers::id.eq(id).or(subscribers::email_key.like(&pattern)))
+                .filter(
+                    subscribers::id
+                        .eq(id)
+                        .or(subscribers::email_key.like(&pattern)),
+                )
                 .count()
                 .get_result(conn)?;
             let subscriptions: i64 = subscriptions::table
@@ -263,12 +310,12 @@ async fn erasing_a_subscriber_removes_every_trace_including_queued_email() {
                 .get_result(conn)?;
             let emails: i64 = outbound_emails::table
                 .filter(
-                    outbound_emails::subscriber_id
-                        .eq(id)
-                        .or(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                            "LOWER(recipient_email || subject || body_text || body_html) LIKE ",
-                        )
-                        .bind::<diesel::sql_types::Text, _>(&pattern)),
+                    outbound_emails::subscriber_id.eq(id).or(diesel::dsl::sql::<
+                        diesel::sql_types::Bool,
+                    >(
+                        "LOWER(recipient_email || subject || body_text || body_html) LIKE ",
+                    )
+                    .bind::<diesel::sql_types::Text, _>(&pattern)),
                 )
                 .count()
                 .get_result(conn)?;
@@ -335,7 +382,11 @@ async fn an_import_in_confirm_mode_mails_the_good_rows_and_reports_the_bad_ones_
     to.sort();
     assert_eq!(
         to,
-        ["good-four@example.com", "good-one@example.com", "good-two@example.com"]
+        [
+            "good-four@example.com",
+            "good-one@example.com",
+            "good-two@example.com"
+        ]
     );
     for mail in &mails {
         app.confirmation_link(mail);
@@ -367,17 +418,31 @@ async fn an_import_as_confirmed_needs_a_consent_note_and_sends_nothing() {
     let refused = browser
         .post_multipart(
             "/admin/subscribers/import",
-            &[("newsletter", "space-daily"), ("mode", "confirmed"), ("consent_note", "  ")],
+            &[
+                ("newsletter", "space-daily"),
+                ("mode", "confirmed"),
+                ("consent_note", "  "),
+            ],
             Some(("file", "list.csv", file_with_bad_rows())),
         )
         .await;
     assert_eq!(refused.status, 400);
-    assert!(refused.body.contains("explain how these readers gave their consent"));
+    assert!(
+        refused
+            .body
+            .contains("explain how these readers gave their consent")
+    );
     assert_eq!(app.count_subscribers().await, 0);
 
     for (fields, why) in [
-        (vec![("newsletter", "no-such-list"), ("mode", "confirm")], "Choose the newsletter"),
-        (vec![("newsletter", "space-daily"), ("mode", "sideways")], "Choose how"),
+        (
+            vec![("newsletter", "no-such-list"), ("mode", "confirm")],
+            "Choose the newsletter",
+        ),
+        (
+            vec![("newsletter", "space-daily"), ("mode", "sideways")],
+            "Choose how",
+        ),
     ] {
         let answer = browser
             .post_multipart(
@@ -390,45 +455,74 @@ async fn an_import_as_confirmed_needs_a_consent_note_and_sends_nothing() {
         assert!(answer.body.contains(why), "{}", answer.body);
     }
     let no_file = browser
-        .post_multipart("/admin/subscribers/import", &[("mode", "confirm"), ("newsletter", "space-daily")], None)
+        .post_multipart(
+            "/admin/subscribers/import",
+            &[("mode", "confirm"), ("newsletter", "space-daily")],
+            None,
+        )
         .await;
     assert_eq!(no_file.status, 400);
     let not_csv = browser
         .post_multipart(
             "/admin/subscribers/import",
             &[("newsletter", "space-daily"), ("mode", "confirm")],
-            Some(("file", "list.csv", b"address,who\nx@example.com,X\n".to_vec())),
+            Some((
+                "file",
+                "list.csv",
+                b"address,who\nx@example.com,X\n".to_vec(),
+            )),
         )
         .await;
     assert_eq!(not_csv.status, 400);
-    assert!(not_csv.body.contains("no &#34;email&#34; column") || not_csv.body.contains("no \"email\" column") || not_csv.body.contains("no &quot;email&quot; column"), "{}", not_csv.body);
+    assert!(
+        not_csv.body.contains("no &#34;email&#34; column")
+            || not_csv.body.contains("no \"email\" column")
+            || not_csv.body.contains("no &quot;email&quot; column"),
+        "{}",
+        not_csv.body
+    );
     assert_eq!(app.count_subscribers().await, 0);
 
     let note = "Signed up on the paper form at the launch party";
     let answer = browser
         .post_multipart(
             "/admin/subscribers/import",
-            &[("newsletter", "space-daily"), ("mode", "confirmed"), ("consent_note", note)],
+            &[
+                ("newsletter", "space-daily"),
+                ("mode", "confirmed"),
+                ("consent_note", note),
+            ],
             Some(("file", "list.csv", file_with_bad_rows())),
         )
         .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_bad_rows_reported(&answer.body);
-    for email in ["good-one@example.com", "good-two@example.com", "good-four@example.com"] {
+    for email in [
+        "good-one@example.com",
+        "good-two@example.com",
+        "good-four@example.com",
+    ] {
         assert_eq!(
             app.subscription_statuses(email).await,
             [("space-daily".to_owned(), "confirmed".to_owned())]
         );
     }
     let notes: Vec<Option<String>> = app
-        .db(|conn| subscribers::table.select(subscribers::consent_note).load(conn))
+        .db(|conn| {
+            subscribers::table
+                .select(subscribers::consent_note)
+                .load(conn)
+        })
         .await;
     assert_eq!(notes, vec![Some(note.to_owned()); 3]);
     let id = subscriber_id(&app, "good-one@example.com").await.unwrap();
     let page = browser.get(&format!("/admin/subscribers/{id}")).await;
     assert!(page.body.contains(note));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(app.outbound().await.is_empty(), "an import as confirmed queued email");
+    assert!(
+        app.outbound().await.is_empty(),
+        "an import as confirmed queued email"
+    );
     assert_eq!(app.smtp().message_count(), 0);
 }
 
@@ -466,19 +560,34 @@ async fn an_export_imports_into_a_fresh_install_as_it_was() {
     let browser = Browser::logged_in(&app).await;
     let export = browser.get("/admin/subscribers/export.csv").await;
     assert_eq!(export.status, 200);
-    assert!(export.header("content-type").unwrap().starts_with("text/csv"));
+    assert!(
+        export
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/csv")
+    );
     let today = chrono::Utc::now().format("%Y-%m-%d");
     assert_eq!(
         export.header("content-disposition").unwrap(),
         format!("attachment; filename=\"spacedigest-subscribers-{today}.csv\"")
     );
-    assert!(export.body.contains("\"'=HYPERLINK(\"\"http://evil.example\"\")\""), "{}", export.body);
+    assert!(
+        export
+            .body
+            .contains("\"'=HYPERLINK(\"\"http://evil.example\"\")\""),
+        "{}",
+        export.body
+    );
     let before = csv_rows(&export.body);
     assert_eq!(before.len(), 3);
 
     // The command line writes the same file.
     let out = cli(&app, &["subscribers", "export"], &[]).await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), export.body);
 
     let fresh = spawn_app().await;
@@ -486,17 +595,32 @@ async fn an_export_imports_into_a_fresh_install_as_it_was() {
     let answer = browser
         .post_multipart(
             "/admin/subscribers/import",
-            &[("newsletter", "space-daily"), ("mode", "confirmed"), ("consent_note", "Moved from the old server")],
+            &[
+                ("newsletter", "space-daily"),
+                ("mode", "confirmed"),
+                ("consent_note", "Moved from the old server"),
+            ],
             Some(("file", "export.csv", export.body.clone().into_bytes())),
         )
         .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
-    assert!(answer.body.contains(r#"id="imported">2<"#), "{}", answer.body);
+    assert!(
+        answer.body.contains(r#"id="imported">2<"#),
+        "{}",
+        answer.body
+    );
     assert!(answer.body.contains("1 marked unsubscribed"));
     let after = csv_rows(&browser.get("/admin/subscribers/export.csv").await.body);
-    let expected: BTreeSet<_> = before.into_iter().filter(|r| r.3 != "unsubscribed").collect();
+    let expected: BTreeSet<_> = before
+        .into_iter()
+        .filter(|r| r.3 != "unsubscribed")
+        .collect();
     assert_eq!(after, expected);
-    assert!(after.iter().any(|r| r.1 == "'=HYPERLINK(\"http://evil.example\")"));
+    assert!(
+        after
+            .iter()
+            .any(|r| r.1 == "'=HYPERLINK(\"http://evil.example\")")
+    );
 }
 
 #[tokio::test]
@@ -522,19 +646,38 @@ async fn the_command_line_imports_a_file_and_reports_bad_lines_on_stderr() {
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("Imported 3 into Space Daily"), "{stdout}");
     assert!(stdout.contains("2 bad rows"), "{stdout}");
-    assert!(stderr.contains("line 3: not an email address: not-an-address"), "{stderr}");
-    assert!(stderr.contains("line 5: the name is longer than 100 characters"), "{stderr}");
+    assert!(
+        stderr.contains("line 3: not an email address: not-an-address"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 5: the name is longer than 100 characters"),
+        "{stderr}"
+    );
     // The app's worker sends the confirmations the import queued.
     assert_eq!(app.emails(3).await.len(), 3);
 
     app.add_newsletter("mars-weekly", "Mars Weekly").await;
     let out = cli(
         &app,
-        &["subscribers", "import", path, "--newsletter", "mars-weekly", "--confirmed", "--consent-note", "Asked in person"],
+        &[
+            "subscribers",
+            "import",
+            path,
+            "--newsletter",
+            "mars-weekly",
+            "--confirmed",
+            "--consent-note",
+            "Asked in person",
+        ],
         &[],
     )
     .await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         app.subscription_statuses("good-two@example.com").await,
         [
