@@ -71,8 +71,27 @@ FROM (SELECT subscriber_id,
              SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS pending
       FROM subscriptions GROUP BY subscriber_id) AS per_person";
 
-/// Counts people by where they stand.
-pub fn people(conn: &mut DbConnection) -> QueryResult<PeopleCounts> {
+/// Counts people by where they stand, given [`subscriptions_by_status`]. While every
+/// subscription belongs to one newsletter, a person's status is their subscription's, so
+/// those counts answer without a second pass over the list (on a million subscriptions
+/// the per-person grouping takes about two seconds on SQLite).
+pub fn people(conn: &mut DbConnection, by_status: &[StatusCount]) -> QueryResult<PeopleCounts> {
+    let first = by_status.first().map(|c| c.newsletter_id);
+    if by_status.iter().all(|c| Some(c.newsletter_id) == first) {
+        let count = |status: &str| {
+            by_status
+                .iter()
+                .filter(|c| c.status == status)
+                .map(|c| c.count)
+                .sum()
+        };
+        return Ok(PeopleCounts {
+            total: super::schema::subscribers::table.count().get_result(conn)?,
+            confirmed: count("confirmed"),
+            pending: count("pending"),
+            unsubscribed: count("unsubscribed"),
+        });
+    }
     on_backend!(conn, c => diesel::sql_query(PEOPLE_COUNTS).get_result::<PeopleCounts>(c))
 }
 

@@ -63,8 +63,8 @@ async fn dashboard(console: Console) -> Result<HttpResponse, ConsoleError> {
         .unwrap_or(now);
     let failures_since = now - Duration::days(RECENT_FAILURE_DAYS);
     let figures = db::run(console.pool(), move |conn| {
-        let people = dashboard::people(conn)?;
         let by_status = dashboard::subscriptions_by_status(conn)?;
+        let people = dashboard::people(conn, &by_status)?;
         let all = newsletters::all(conn)?;
         let signups = dashboard::per_day(conn, Movement::Signups, chart_start)?;
         let unsubs = dashboard::per_day(conn, Movement::Unsubscribes, chart_start)?;
