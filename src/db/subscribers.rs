@@ -569,3 +569,24 @@ pub fn export_batch(
         ))
         .load(conn)
 }
+
+/// The subscribers with these addresses (lower-cased keys).
+pub fn by_keys(conn: &mut DbConnection, email_keys: &[String]) -> QueryResult<Vec<Subscriber>> {
+    subscribers::table
+        .filter(subscribers::email_key.eq_any(email_keys))
+        .select(Subscriber::as_select())
+        .load(conn)
+}
+
+/// These subscribers' subscriptions to one newsletter.
+pub fn subscriptions_to(
+    conn: &mut DbConnection,
+    subscriber_ids: &[i64],
+    newsletter_id: i64,
+) -> QueryResult<Vec<Subscription>> {
+    subscriptions::table
+        .filter(subscriptions::subscriber_id.eq_any(subscriber_ids))
+        .filter(subscriptions::newsletter_id.eq(newsletter_id))
+        .select(Subscription::as_select())
+        .load(conn)
+}

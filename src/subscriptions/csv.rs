@@ -7,10 +7,10 @@ use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 
-use super::signup::{self, SignupOutcome, SignupRequest};
+use super::signup::{self, PreparedSignup, SignupOutcome, SignupRequest};
 use super::{Policy, ServiceError};
 use crate::db::newsletters::Newsletter;
-use crate::db::subscribers::{self, ExportRow, NewSubscriber, Status};
+use crate::db::subscribers::{self, ExportRow, NewSubscriber, Status, Subscriber, Subscription};
 use crate::db::{self, DbConnection};
 use crate::domain::{EmailError, NameError, SubscriberEmail, SubscriberName};
 
@@ -372,6 +372,41 @@ pub struct ImportCounts {
     pub left_unsubscribed: usize,
 }
 
+/// Where each address of a batch stands with the newsletter, read in two queries.
+struct Standing {
+    subscribers: HashMap<String, Subscriber>,
+    subscriptions: HashMap<i64, Subscription>,
+}
+
+impl Standing {
+    fn read(
+        conn: &mut DbConnection,
+        rows: &[ImportRow],
+        newsletter_id: i64,
+    ) -> diesel::QueryResult<Self> {
+        let keys: Vec<String> = rows.iter().map(|r| r.email.key()).collect();
+        let subscribers: HashMap<String, Subscriber> = subscribers::by_keys(conn, &keys)?
+            .into_iter()
+            .map(|s| (s.email_key.clone(), s))
+            .collect();
+        let ids: Vec<i64> = subscribers.values().map(|s| s.id).collect();
+        let subscriptions = subscribers::subscriptions_to(conn, &ids, newsletter_id)?
+            .into_iter()
+            .map(|s| (s.subscriber_id, s))
+            .collect();
+        Ok(Self {
+            subscribers,
+            subscriptions,
+        })
+    }
+
+    fn of(&self, row: &ImportRow) -> (Option<&Subscriber>, Option<&Subscription>) {
+        let subscriber = self.subscribers.get(&row.email.key());
+        let subscription = subscriber.and_then(|s| self.subscriptions.get(&s.id));
+        (subscriber, subscription)
+    }
+}
+
 /// Imports checked rows into `newsletter`, [`IMPORT_BATCH`] rows per write transaction.
 /// Each row is wholly recorded or not at all; in `Confirm` mode its confirmation email is
 /// queued in the same transaction as the row.
@@ -382,38 +417,37 @@ pub fn import(
     mode: &ImportMode,
     rows: &[ImportRow],
 ) -> Result<ImportCounts, ServiceError> {
+    let prepare = |row: &ImportRow| {
+        signup::prepare(
+            policy,
+            SignupRequest {
+                email: row.email.clone(),
+                name: row.name.clone(),
+                newsletters: vec![newsletter.clone()],
+                ip: None,
+            },
+        )
+    };
     let mut counts = ImportCounts::default();
     for batch in rows.chunks(IMPORT_BATCH) {
-        let prepared = match mode {
-            ImportMode::Confirm => batch
-                .iter()
-                .map(|row| {
-                    signup::prepare(
-                        policy,
-                        SignupRequest {
-                            email: row.email.clone(),
-                            name: row.name.clone(),
-                            newsletters: vec![newsletter.clone()],
-                            ip: None,
-                        },
-                    )
-                    .map(Some)
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            ImportMode::Confirmed { .. } => batch.iter().map(|_| None).collect(),
-        };
+        // Emails are rendered before the write lock is taken, and only for addresses new
+        // to the newsletter: rendering (CSS inlining) costs more than the writes.
+        let mut prepared: HashMap<u64, PreparedSignup> = HashMap::new();
+        if *mode == ImportMode::Confirm {
+            let before = Standing::read(conn, batch, newsletter.id)?;
+            for row in batch {
+                if before.of(row).1.is_none() {
+                    prepared.insert(row.line, prepare(row)?);
+                }
+            }
+        }
         let batch_counts = db::write_transaction(conn, |conn| {
             let mut counts = ImportCounts::default();
-            for (row, prepared) in batch.iter().zip(&prepared) {
+            let standing = Standing::read(conn, batch, newsletter.id)?;
+            for row in batch {
                 let now = db::now();
-                let existing = subscribers::find_by_key(conn, &row.email.key())?;
-                let subscription = match &existing {
-                    Some(s) => subscribers::subscriptions_of(conn, s.id)?
-                        .into_iter()
-                        .find(|sub| sub.newsletter_id == newsletter.id),
-                    None => None,
-                };
-                match subscription.as_ref().map(|s| s.status()) {
+                let (subscriber, subscription) = standing.of(row);
+                match subscription.map(Subscription::status) {
                     Some(Status::Unsubscribed) => {
                         counts.left_unsubscribed += 1;
                         continue;
@@ -428,18 +462,27 @@ pub fn import(
                     }
                     _ => {}
                 }
-                match (mode, prepared) {
-                    (ImportMode::Confirm, Some(prepared)) => {
-                        match signup::record(conn, policy, prepared)? {
+                match mode {
+                    ImportMode::Confirm => {
+                        let outcome = match prepared.get(&row.line) {
+                            // A new reader in one statement on PostgreSQL.
+                            Some(signup) if signup::record_new_reader(conn, policy, signup)? => {
+                                SignupOutcome::ConfirmationQueued
+                            }
+                            Some(signup) => signup::record(conn, policy, signup)?,
+                            // Unsubscribed or erased since the read before the lock.
+                            None => signup::record(conn, policy, &prepare(row)?)?,
+                        };
+                        match outcome {
+                            SignupOutcome::ConfirmationQueued => counts.imported += 1,
                             SignupOutcome::AlreadySubscribed | SignupOutcome::Throttled => {
                                 counts.already_subscribed += 1;
                             }
-                            SignupOutcome::ConfirmationQueued => counts.imported += 1,
                         }
                     }
-                    (ImportMode::Confirmed { consent_note }, _) => {
-                        let subscriber = match existing {
-                            Some(s) => s,
+                    ImportMode::Confirmed { consent_note } => {
+                        let subscriber_id = match subscriber {
+                            Some(s) => s.id,
                             None => {
                                 let key = row.email.key();
                                 subscribers::insert_if_absent(
@@ -454,21 +497,21 @@ pub fn import(
                                     },
                                 )?
                                 .ok_or(diesel::result::Error::NotFound)?
+                                .id
                             }
                         };
                         match subscription {
                             Some(pending) => subscribers::confirm_one(conn, pending.id, now)?,
                             None => subscribers::insert_confirmed(
                                 conn,
-                                subscriber.id,
+                                subscriber_id,
                                 newsletter.id,
                                 now,
                             )?,
                         }
-                        subscribers::note_consent(conn, subscriber.id, consent_note)?;
+                        subscribers::note_consent(conn, subscriber_id, consent_note)?;
                         counts.imported += 1;
                     }
-                    (ImportMode::Confirm, None) => {}
                 }
             }
             Ok::<_, ServiceError>(counts)
