@@ -74,6 +74,15 @@ async fn the_dashboard_shows_counts_the_chart_the_queue_and_the_latest_digests()
         subscribers::unsubscribe_all(conn, subscriber.id, db::now())
     })
     .await;
+    // The first also awaits confirmation of a second newsletter: still one person.
+    app.add_newsletter("mars-weekly", "Mars Weekly").await;
+    let key = emails[0].clone();
+    app.db(move |conn| {
+        let subscriber = subscribers::find_by_key(conn, &key)?.unwrap();
+        let mars = db::newsletters::by_slugs(conn, &["mars-weekly".to_owned()])?;
+        subscribers::insert_pending(conn, subscriber.id, mars[0].id, db::now())
+    })
+    .await;
     app.wait_until_queue_settles().await;
 
     // A digest goes out to the one remaining reader.
@@ -104,6 +113,16 @@ async fn the_dashboard_shows_counts_the_chart_the_queue_and_the_latest_digests()
     assert!(by_newsletter.contains("Space Daily"));
     assert!(
         by_newsletter.contains(
+            r#"<th scope="row">Mars Weekly</th>
+          <td class="num">0</td>
+          <td class="num">1</td>
+          <td class="num">0</td>
+          <td class="num">1</td>"#
+        ),
+        "{by_newsletter}"
+    );
+    assert!(
+        by_newsletter.contains(
             r#"<td class="num">1</td>
           <td class="num">1</td>
           <td class="num">1</td>
@@ -121,13 +140,13 @@ async fn the_dashboard_shows_counts_the_chart_the_queue_and_the_latest_digests()
     assert_eq!(svg.matches("bar--unsubs").count(), 30);
     let day = today.format("%Y-%m-%d").to_string();
     assert!(
-        svg.contains(&format!("{day}: 3 signups, 1 unsubscribes")),
+        svg.contains(&format!("{day}: 4 signups, 1 unsubscribe<")),
         "{svg}"
     );
     // The same figures as a table, for screen readers.
     let table = between(body, r#"id="movement-table""#, "</table>");
     assert!(table.contains(&format!(
-        r#"<th scope="row" class="nowrap">{day}</th><td class="num">3</td><td class="num">1</td>"#
+        r#"<th scope="row" class="nowrap">{day}</th><td class="num">4</td><td class="num">1</td>"#
     )));
     assert!(
         !body.contains("style="),
