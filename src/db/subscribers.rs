@@ -348,7 +348,9 @@ pub fn search(
     };
     let total = filtered().count().get_result(conn)?;
     let page = filtered()
-        .order((subscribers::created_at.desc(), subscribers::id.desc()))
+        // Ids grow with signup time, and the primary key needs no sort: ordering by
+        // `created_at` sorted a million rows for every page.
+        .order(subscribers::id.desc())
         .offset(offset)
         .limit(limit)
         .select(Subscriber::as_select())

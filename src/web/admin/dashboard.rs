@@ -36,12 +36,7 @@ struct NewsletterRow {
     confirmed: i64,
     pending: i64,
     unsubscribed: i64,
-}
-
-impl NewsletterRow {
-    fn total(&self) -> i64 {
-        self.confirmed + self.pending + self.unsubscribed
-    }
+    total: i64,
 }
 
 struct IssueRow {
@@ -94,10 +89,13 @@ async fn dashboard(console: Console) -> Result<HttpResponse, ConsoleError> {
                         .map(|c| c.count)
                         .sum()
                 };
+                let (confirmed, pending, unsubscribed) =
+                    (count("confirmed"), count("pending"), count("unsubscribed"));
                 NewsletterRow {
-                    confirmed: count("confirmed"),
-                    pending: count("pending"),
-                    unsubscribed: count("unsubscribed"),
+                    total: confirmed + pending + unsubscribed,
+                    confirmed,
+                    pending,
+                    unsubscribed,
                     title: n.title,
                 }
             })
@@ -296,9 +294,42 @@ mod tests {
     }
 
     #[test]
+    fn big_counts_get_thousands_separators() {
+        assert_eq!(thousands_separated(0), "0");
+        assert_eq!(thousands_separated(999), "999");
+        assert_eq!(thousands_separated(1_000), "1,000");
+        assert_eq!(thousands_separated(1_234_567), "1,234,567");
+        assert_eq!(thousands_separated(-12_345), "-12,345");
+    }
+
+    #[test]
     fn ages_read_naturally() {
         assert_eq!(format_age(Duration::seconds(20)), "under a minute");
         assert_eq!(format_age(Duration::minutes(75)), "1 h 15 min");
         assert_eq!(format_age(Duration::hours(49)), "2 days 1 h");
+    }
+}
+
+/// 1234567 → "1,234,567": big counts read at a glance.
+pub(super) fn thousands_separated(value: i64) -> String {
+    let digits = value.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if value < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+mod filters {
+    /// `{{ n|thousands }}`: see [`super::thousands_separated`].
+    #[askama::filter_fn]
+    pub fn thousands(value: &i64, _: &dyn askama::Values) -> askama::Result<String> {
+        Ok(super::thousands_separated(*value))
     }
 }

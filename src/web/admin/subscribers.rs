@@ -95,6 +95,7 @@ struct ListPage {
     q: String,
     rows: Vec<ListRow>,
     total: i64,
+    total_text: String,
     page: i64,
     pages: i64,
     previous: Option<String>,
@@ -176,6 +177,7 @@ async fn list(
         q,
         rows,
         total,
+        total_text: super::dashboard::thousands_separated(total),
         page,
         pages,
     })
