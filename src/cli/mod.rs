@@ -4,6 +4,7 @@ mod admin;
 mod digest;
 mod feeds;
 mod stories;
+mod subscribers;
 
 use std::path::PathBuf;
 
@@ -53,6 +54,9 @@ pub enum Command {
     /// Operator accounts for the console at /admin.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Export or import the list as CSV.
+    #[command(subcommand)]
+    Subscribers(subscribers::SubscribersCommand),
 }
 
 /// `newsletter …`
@@ -105,6 +109,7 @@ impl Cli {
             Command::Feed(command) => feeds::run(&settings, command).await,
             Command::Digest(command) => digest::run(&settings, command).await,
             Command::Admin(command) => admin::run(&settings, command).await,
+            Command::Subscribers(command) => subscribers::run(&settings, command).await,
             Command::Newsletter(NewsletterCommand::List) => {
                 let pool = app::prepare_database(&settings).await?;
                 let all = db::run(&pool, newsletters::all).await?;

@@ -4,6 +4,7 @@
 //! typed error (503 for an unreachable database) and never into "not found".
 
 pub mod confirmation_tokens;
+pub mod dashboard;
 pub mod digests;
 pub mod feeds;
 pub mod newsletters;

@@ -312,3 +312,283 @@ pub fn find_subscription(
         .first(conn)
         .optional()
 }
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+fn like_pattern(fragment: &str) -> String {
+    let mut pattern = String::with_capacity(fragment.len() + 2);
+    pattern.push('%');
+    for c in fragment.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Subscribers whose address contains `fragment` (any case), newest first; every
+/// subscriber when `fragment` is `None`. Returns the page and the number of matches.
+pub fn search(
+    conn: &mut DbConnection,
+    fragment: Option<&str>,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<Subscriber>, i64)> {
+    let filtered = || {
+        let mut query = subscribers::table.into_boxed();
+        if let Some(fragment) = fragment {
+            query = query.filter(
+                subscribers::email_key
+                    .like(like_pattern(&fragment.to_lowercase()))
+                    .escape('\\'),
+            );
+        }
+        query
+    };
+    let total = filtered().count().get_result(conn)?;
+    let page = filtered()
+        // Ids grow with signup time, and the primary key needs no sort: ordering by
+        // `created_at` sorted a million rows for every page.
+        .order(subscribers::id.desc())
+        .offset(offset)
+        .limit(limit)
+        .select(Subscriber::as_select())
+        .load(conn)?;
+    Ok((page, total))
+}
+
+/// The subscriber with this address (any case).
+pub fn find_by_key(conn: &mut DbConnection, email_key: &str) -> QueryResult<Option<Subscriber>> {
+    subscribers::table
+        .filter(subscribers::email_key.eq(email_key))
+        .select(Subscriber::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The subscriptions of these subscribers with their newsletters, in newsletter order.
+pub fn subscriptions_with_newsletters(
+    conn: &mut DbConnection,
+    subscriber_ids: &[i64],
+) -> QueryResult<Vec<(Subscription, Newsletter)>> {
+    subscriptions::table
+        .inner_join(newsletters::table)
+        .filter(subscriptions::subscriber_id.eq_any(subscriber_ids))
+        .order((subscriptions::subscriber_id, newsletters::id))
+        .select((Subscription::as_select(), Newsletter::as_select()))
+        .load(conn)
+}
+
+/// One email queued for a subscriber, as their history shows it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = super::schema::outbound_emails)]
+pub struct Delivery {
+    /// Row id.
+    pub id: i64,
+    /// `confirmation`, `welcome` or `digest`.
+    pub kind: String,
+    /// Subject line.
+    pub subject: String,
+    /// Where it stands.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i32,
+    /// Queued.
+    pub created_at: NaiveDateTime,
+    /// Sent or given up.
+    pub finished_at: Option<NaiveDateTime>,
+    /// The server's last reply on failure.
+    pub last_error: Option<String>,
+}
+
+/// The subscriber's latest `limit` emails, newest first, and how many there are in all.
+pub fn deliveries_of(
+    conn: &mut DbConnection,
+    subscriber_id: i64,
+    limit: i64,
+) -> QueryResult<(Vec<Delivery>, i64)> {
+    use super::schema::outbound_emails;
+    let total = outbound_emails::table
+        .filter(outbound_emails::subscriber_id.eq(subscriber_id))
+        .count()
+        .get_result(conn)?;
+    let latest = outbound_emails::table
+        .filter(outbound_emails::subscriber_id.eq(subscriber_id))
+        .order(outbound_emails::id.desc())
+        .limit(limit)
+        .select(Delivery::as_select())
+        .load(conn)?;
+    Ok((latest, total))
+}
+
+/// Everything one erasure removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Erased {
+    /// Emails, queued or finished.
+    pub emails: usize,
+    /// Confirmation tokens.
+    pub tokens: usize,
+    /// Subscriptions.
+    pub subscriptions: usize,
+}
+
+/// Deletes the subscriber and every row about them: emails to them (by subscriber and by
+/// address, so rows whose subscriber link was already cut go too, and a queued one can
+/// never be sent), confirmation tokens, subscriptions. The caller gives the transaction.
+pub fn delete_everything(conn: &mut DbConnection, subscriber: &Subscriber) -> QueryResult<Erased> {
+    use super::schema::{confirmation_tokens, outbound_emails};
+    let addresses = [subscriber.email.as_str(), subscriber.email_key.as_str()];
+    let emails = diesel::delete(
+        outbound_emails::table.filter(
+            outbound_emails::subscriber_id
+                .eq(subscriber.id)
+                .or(outbound_emails::recipient_email.eq_any(addresses))
+                .or(
+                    diesel::dsl::sql::<diesel::sql_types::Bool>("LOWER(recipient_email) = ")
+                        .bind::<diesel::sql_types::Text, _>(subscriber.email_key.as_str()),
+                ),
+        ),
+    )
+    .execute(conn)?;
+    let tokens = diesel::delete(
+        confirmation_tokens::table.filter(confirmation_tokens::subscriber_id.eq(subscriber.id)),
+    )
+    .execute(conn)?;
+    let subscriptions =
+        diesel::delete(subscriptions::table.filter(subscriptions::subscriber_id.eq(subscriber.id)))
+            .execute(conn)?;
+    diesel::delete(subscribers::table.find(subscriber.id)).execute(conn)?;
+    Ok(Erased {
+        emails,
+        tokens,
+        subscriptions,
+    })
+}
+
+/// Adds a confirmed subscription (an operator's import with recorded consent).
+pub fn insert_confirmed(
+    conn: &mut DbConnection,
+    subscriber_id: i64,
+    newsletter_id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(subscriptions::table)
+        .values((
+            subscriptions::subscriber_id.eq(subscriber_id),
+            subscriptions::newsletter_id.eq(newsletter_id),
+            subscriptions::status.eq(Status::Confirmed.as_str()),
+            subscriptions::created_at.eq(now),
+            subscriptions::confirmed_at.eq(now),
+            subscriptions::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Confirms one pending subscription.
+pub fn confirm_one(
+    conn: &mut DbConnection,
+    subscription_id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(
+        subscriptions::table
+            .find(subscription_id)
+            .filter(subscriptions::status.eq(Status::Pending.as_str())),
+    )
+    .set((
+        subscriptions::status.eq(Status::Confirmed.as_str()),
+        subscriptions::confirmed_at.eq(now),
+        subscriptions::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Records why the subscriber may be mailed without a double opt-in, unless a note is
+/// already there (the first consent recorded stays).
+pub fn note_consent(conn: &mut DbConnection, subscriber_id: i64, note: &str) -> QueryResult<()> {
+    diesel::update(
+        subscribers::table
+            .find(subscriber_id)
+            .filter(subscribers::consent_note.is_null()),
+    )
+    .set(subscribers::consent_note.eq(note))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// One subscription as the CSV export writes it.
+#[derive(Debug, Clone, Queryable)]
+pub struct ExportRow {
+    /// Subscription id (the export's keyset cursor).
+    pub subscription_id: i64,
+    /// Address.
+    pub email: String,
+    /// Name.
+    pub name: Option<String>,
+    /// Newsletter slug.
+    pub newsletter: String,
+    /// Status.
+    pub status: String,
+    /// Signed up.
+    pub subscribed_at: NaiveDateTime,
+    /// Confirmed.
+    pub confirmed_at: Option<NaiveDateTime>,
+    /// Unsubscribed.
+    pub unsubscribed_at: Option<NaiveDateTime>,
+    /// Signup IP.
+    pub signup_ip: Option<String>,
+    /// Consent note.
+    pub consent_note: Option<String>,
+}
+
+/// Up to `limit` subscriptions after subscription id `after`, in id order: a keyset page,
+/// so each batch costs the same however deep into the list it is.
+pub fn export_batch(
+    conn: &mut DbConnection,
+    after: i64,
+    limit: i64,
+) -> QueryResult<Vec<ExportRow>> {
+    subscriptions::table
+        .inner_join(subscribers::table)
+        .inner_join(newsletters::table)
+        .filter(subscriptions::id.gt(after))
+        .order(subscriptions::id.asc())
+        .limit(limit)
+        .select((
+            subscriptions::id,
+            subscribers::email,
+            subscribers::name,
+            newsletters::slug,
+            subscriptions::status,
+            subscriptions::created_at,
+            subscriptions::confirmed_at,
+            subscriptions::unsubscribed_at,
+            subscribers::signup_ip,
+            subscribers::consent_note,
+        ))
+        .load(conn)
+}
+
+/// The subscribers with these addresses (lower-cased keys).
+pub fn by_keys(conn: &mut DbConnection, email_keys: &[String]) -> QueryResult<Vec<Subscriber>> {
+    subscribers::table
+        .filter(subscribers::email_key.eq_any(email_keys))
+        .select(Subscriber::as_select())
+        .load(conn)
+}
+
+/// These subscribers' subscriptions to one newsletter.
+pub fn subscriptions_to(
+    conn: &mut DbConnection,
+    subscriber_ids: &[i64],
+    newsletter_id: i64,
+) -> QueryResult<Vec<Subscription>> {
+    subscriptions::table
+        .filter(subscriptions::subscriber_id.eq_any(subscriber_ids))
+        .filter(subscriptions::newsletter_id.eq(newsletter_id))
+        .select(Subscription::as_select())
+        .load(conn)
+}

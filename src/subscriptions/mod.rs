@@ -2,6 +2,8 @@
 //! one database transaction, and any email it causes is queued inside that transaction.
 
 mod confirm;
+pub mod csv;
+pub mod erase;
 mod signup;
 mod signups;
 mod unsubscribe;

@@ -15,9 +15,10 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;
 use serde_json::json;
 
+use super::digests::{day_with_readers, send_now};
 use super::{OPERATOR_EMAIL, OPERATOR_PASSWORD, create_operator};
-use crate::helpers::{TestApp, spawn_app, unique_email};
-use crate::smtp_server::free_port;
+use crate::helpers::{Mail, TestApp, spawn_app, spawn_app_with, unique_email};
+use crate::smtp_server::{SmtpServer, free_port};
 
 const REQUIRE_VAR: &str = "SPACEDIGEST_REQUIRE_BROWSER_TEST";
 
@@ -123,6 +124,124 @@ async fn open_browser(tools: &Tools, driver: &Driver) -> Client {
         .expect("a Chromium session")
 }
 
+/// A headless Chromium session for one test, with axe-core at hand.
+struct Chrome {
+    client: Client,
+    axe: String,
+    _driver: Driver,
+}
+
+/// Starts Chromium, or says why it cannot and returns `None` (the test then skips),
+/// unless `SPACEDIGEST_REQUIRE_BROWSER_TEST` makes that a failure.
+async fn chrome() -> Option<Chrome> {
+    let tools = match find_tools() {
+        Ok(tools) => tools,
+        Err(reason) if std::env::var_os(REQUIRE_VAR).is_none() => {
+            // Written past the test harness's capture, so that `cargo test` shows it.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED a browser test: {reason}; set {REQUIRE_VAR}=1 to make this a failure"
+            );
+            return None;
+        }
+        Err(reason) => panic!("{REQUIRE_VAR} is set but the browser test cannot run: {reason}"),
+    };
+    let axe = std::fs::read_to_string(&tools.axe).expect("axe-core is readable");
+    let driver = start_driver(&tools).await;
+    let client = open_browser(&tools, &driver).await;
+    Some(Chrome {
+        client,
+        axe,
+        _driver: driver,
+    })
+}
+
+impl Chrome {
+    /// Closes the browser whatever happened in `outcome`, then reports it.
+    async fn finish(self, outcome: std::thread::Result<()>) {
+        self.client.close().await.ok();
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    async fn goto(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+    }
+
+    async fn text(&self, css: &str) -> String {
+        text_of(&self.client, css).await
+    }
+
+    async fn shown(&self, css: &str) -> bool {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"))
+            .is_displayed()
+            .await
+            .unwrap()
+    }
+
+    async fn type_into(&self, id: &str, text: &str) {
+        self.client
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
+
+    async fn click(&self, locator: Locator<'_>) {
+        self.client
+            .find(locator)
+            .await
+            .unwrap_or_else(|e| panic!("nothing to click: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn log_in(&self, base: &str) {
+        self.goto(&format!("{base}/admin/login")).await;
+        self.type_into("email", OPERATOR_EMAIL).await;
+        self.type_into("password", OPERATOR_PASSWORD).await;
+        self.click(Locator::Css(
+            "form[action='/admin/login'] button[type=submit]",
+        ))
+        .await;
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_url(&format!("{base}/admin").parse().unwrap())
+            .await
+            .expect("the dashboard after login");
+    }
+
+    async fn assert_accessible(&self, page: &str) {
+        assert_accessible(&self.client, &self.axe, page).await;
+    }
+
+    async fn screenshot(&self, name: &str) {
+        screenshot(&self.client, name).await;
+    }
+
+    /// Waits up to 20 s for `check`.
+    async fn eventually<Fut: std::future::Future<Output = bool>>(
+        &self,
+        what: &str,
+        mut check: impl FnMut() -> Fut,
+    ) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !check().await {
+            assert!(tokio::time::Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
 fn artifacts_dir() -> PathBuf {
     let dir = std::env::var("SPACEDIGEST_ARTIFACTS_DIR")
         .map(PathBuf::from)
@@ -192,17 +311,7 @@ async fn confirmed_reader(app: &TestApp, already: usize) -> String {
 
 #[tokio::test]
 async fn an_operator_logs_in_adds_a_story_previews_and_sends_the_digest_in_a_browser() {
-    let tools = match find_tools() {
-        Ok(tools) => tools,
-        Err(reason) if std::env::var_os(REQUIRE_VAR).is_none() => {
-            eprintln!(
-                "SKIPPED the browser test: {reason}; set {REQUIRE_VAR}=1 to make this a failure"
-            );
-            return;
-        }
-        Err(reason) => panic!("{REQUIRE_VAR} is set but the browser test cannot run: {reason}"),
-    };
-    let axe_source = std::fs::read_to_string(&tools.axe).expect("axe-core is readable");
+    let Some(chrome) = chrome().await else { return };
     let app = spawn_app().await;
     create_operator(&app, OPERATOR_EMAIL, OPERATOR_PASSWORD).await;
     // Two confirmed readers: each got a confirmation and a welcome email.
@@ -210,51 +319,22 @@ async fn an_operator_logs_in_adds_a_story_previews_and_sends_the_digest_in_a_bro
     app.emails(2).await;
     let second = confirmed_reader(&app, 2).await;
     app.emails(4).await;
-
-    let driver = start_driver(&tools).await;
-    let browser = open_browser(&tools, &driver).await;
     let base = app.address.clone();
-    let outcome = async {
+
+    let b = &chrome;
+    let outcome = std::panic::AssertUnwindSafe(async move {
         // The public page passes the same check.
-        browser.goto(&format!("{base}/")).await.unwrap();
-        assert_accessible(&browser, &axe_source, "/").await;
+        b.goto(&format!("{base}/")).await;
+        b.assert_accessible("/").await;
 
         // Log in.
-        browser.goto(&format!("{base}/admin")).await.unwrap();
-        assert_eq!(browser.current_url().await.unwrap().path(), "/admin/login");
-        assert_accessible(&browser, &axe_source, "/admin/login").await;
-        browser
-            .find(Locator::Id("email"))
-            .await
-            .unwrap()
-            .send_keys(OPERATOR_EMAIL)
-            .await
-            .unwrap();
-        browser
-            .find(Locator::Id("password"))
-            .await
-            .unwrap()
-            .send_keys(OPERATOR_PASSWORD)
-            .await
-            .unwrap();
-        browser
-            .find(Locator::Css(
-                "form[action='/admin/login'] button[type=submit]",
-            ))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        browser
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_url(&format!("{base}/admin").parse().unwrap())
-            .await
-            .expect("the dashboard after login");
-        assert!(text_of(&browser, "h1").await.contains("Dashboard"));
-        assert_accessible(&browser, &axe_source, "/admin").await;
-        screenshot(&browser, "dashboard.png").await;
+        b.goto(&format!("{base}/admin")).await;
+        assert_eq!(b.client.current_url().await.unwrap().path(), "/admin/login");
+        b.assert_accessible("/admin/login").await;
+        b.log_in(&base).await;
+        assert!(b.text("h1").await.contains("Dashboard"));
+        b.assert_accessible("/admin").await;
+        b.screenshot("dashboard.png").await;
 
         // Every other console page passes the accessibility check too.
         for path in [
@@ -269,51 +349,30 @@ async fn an_operator_logs_in_adds_a_story_previews_and_sends_the_digest_in_a_bro
             "/admin/newsletters/new",
             "/admin/account",
         ] {
-            browser.goto(&format!("{base}{path}")).await.unwrap();
-            assert_eq!(browser.current_url().await.unwrap().path(), path);
-            let heading = text_of(&browser, "h1").await;
+            b.goto(&format!("{base}{path}")).await;
+            assert_eq!(b.client.current_url().await.unwrap().path(), path);
+            let heading = b.text("h1").await;
             assert!(
                 !heading.to_lowercase().contains("not found"),
                 "{path}: {heading}"
             );
-            assert_accessible(&browser, &axe_source, path).await;
+            b.assert_accessible(path).await;
         }
 
         // Add a story (published now, so it is in today's digest).
-        browser
-            .goto(&format!("{base}/admin/stories/new"))
-            .await
-            .unwrap();
+        b.goto(&format!("{base}/admin/stories/new")).await;
         let title = "Europa Clipper returns its first close-up of the ice shell";
-        browser
-            .find(Locator::Id("title"))
-            .await
-            .unwrap()
-            .send_keys(title)
-            .await
-            .unwrap();
-        browser
-            .find(Locator::Id("url"))
-            .await
-            .unwrap()
-            .send_keys("https://science.example.com/europa-clipper-ice")
-            .await
-            .unwrap();
-        browser
-            .find(Locator::Id("summary"))
-            .await
-            .unwrap()
-            .send_keys("The spacecraft's radar sounded the ice to a depth of 30 km.")
-            .await
-            .unwrap();
-        browser
-            .find(Locator::XPath("//button[normalize-space()='Add story']"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        browser
+        b.type_into("title", title).await;
+        b.type_into("url", "https://science.example.com/europa-clipper-ice")
+            .await;
+        b.type_into(
+            "summary",
+            "The spacecraft's radar sounded the ice to a depth of 30 km.",
+        )
+        .await;
+        b.click(Locator::XPath("//button[normalize-space()='Add story']"))
+            .await;
+        b.client
             .wait()
             .at_most(Duration::from_secs(10))
             .for_element(Locator::XPath(&format!("//*[contains(text(), '{title}')]")))
@@ -321,49 +380,33 @@ async fn an_operator_logs_in_adds_a_story_previews_and_sends_the_digest_in_a_bro
             .expect("the new story is listed");
 
         // Preview today's digest.
-        browser
-            .goto(&format!("{base}/admin/digests"))
-            .await
-            .unwrap();
-        browser
-            .find(Locator::Css(
-                "form[action='/admin/digests/preview'] button[type=submit]",
-            ))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        let frame = browser
+        b.goto(&format!("{base}/admin/digests")).await;
+        b.click(Locator::Css(
+            "form[action='/admin/digests/preview'] button[type=submit]",
+        ))
+        .await;
+        let frame = b
+            .client
             .wait()
             .at_most(Duration::from_secs(10))
             .for_element(Locator::Id("digest-preview"))
             .await
             .expect("the preview frame");
-        assert_accessible(&browser, &axe_source, "/admin/digests/preview").await;
+        b.assert_accessible("/admin/digests/preview").await;
+        b.screenshot("digest-preview.png").await;
         frame.enter_frame().await.unwrap();
-        let in_frame = browser
-            .find(Locator::Css("body"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let in_frame = b.text("body").await;
         assert!(
             in_frame.contains(title),
             "the preview shows the story: {in_frame}"
         );
-        browser.enter_parent_frame().await.unwrap();
+        b.client.enter_parent_frame().await.unwrap();
 
         // Send it, confirming first.
-        browser
-            .find(Locator::Css("a[href^='/admin/digests/send']"))
-            .await
-            .expect("a Send now link")
-            .click()
-            .await
-            .unwrap();
-        let confirm = browser
+        b.click(Locator::Css("a[href^='/admin/digests/send']"))
+            .await;
+        let confirm = b
+            .client
             .wait()
             .at_most(Duration::from_secs(10))
             .for_element(Locator::Id("confirm-send"))
@@ -373,46 +416,37 @@ async fn an_operator_logs_in_adds_a_story_previews_and_sends_the_digest_in_a_bro
             confirm.text().await.unwrap().contains('2'),
             "it says 2 readers"
         );
+        b.assert_accessible("/admin/digests/send").await;
         confirm.click().await.unwrap();
-        browser
+        b.client
             .wait()
             .at_most(Duration::from_secs(10))
             .for_element(Locator::Id("progress-percent"))
             .await
             .expect("the progress view");
         // A marker that a full page load would wipe: the figures must update in place.
-        browser
+        b.client
             .execute("window.spacedigestMarker = 42; return true;", vec![])
             .await
             .unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let percent = text_of(&browser, "#progress-percent").await;
-            let status = text_of(&browser, "#progress-status").await;
-            if percent.trim() == "100%" && status.trim() == "Delivered" {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the progress stuck at {percent} ({status})"
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        let marker = browser
+        b.eventually("the progress never reached 100% Delivered", || async {
+            b.text("#progress-percent").await.trim() == "100%"
+                && b.text("#progress-status").await.trim() == "Delivered"
+        })
+        .await;
+        let marker = b
+            .client
             .execute("return window.spacedigestMarker;", vec![])
             .await
             .unwrap();
         assert_eq!(marker, json!(42), "the page reloaded instead of updating");
-        assert_eq!(text_of(&browser, "#progress-sent").await.trim(), "2");
-        assert_accessible(&browser, &axe_source, "/admin/digests/{id}").await;
-        screenshot(&browser, "send-progress.png").await;
-    };
-    // Close the browser whatever happened, then report it.
-    let outcome = std::panic::AssertUnwindSafe(outcome).catch_unwind().await;
-    browser.close().await.ok();
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+        assert_eq!(b.text("#progress-sent").await.trim(), "2");
+        b.assert_accessible("/admin/digests/{id}").await;
+        b.screenshot("send-progress.png").await;
+    })
+    .catch_unwind()
+    .await;
+    chrome.finish(outcome).await;
 
     // The test's SMTP server received the digest, once per reader.
     let mails = app.emails(6).await;
@@ -428,4 +462,77 @@ async fn an_operator_logs_in_adds_a_story_previews_and_sends_the_digest_in_a_bro
     app.smtp()
         .assert_no_more_messages(6, Duration::from_millis(500))
         .await;
+}
+
+#[tokio::test]
+async fn an_open_progress_page_follows_a_paused_send_to_delivered_without_a_reload() {
+    let Some(chrome) = chrome().await else { return };
+    let port = free_port();
+    let app = spawn_app_with(Mail::Port(port), |_| {}).await;
+    day_with_readers(&app, "live", 3).await;
+    let operator = super::Browser::logged_in(&app).await;
+    let (_, id) = send_now(&operator).await;
+    operator
+        .post_form(&format!("/admin/digests/{id}/pause"), &[])
+        .await;
+    let base = app.address.clone();
+
+    let b = &chrome;
+    let outcome = std::panic::AssertUnwindSafe(async move {
+        b.log_in(&base).await;
+        b.goto(&format!("{base}/admin/digests/{id}")).await;
+        b.client
+            .execute("window.samePage = true; return null;", vec![])
+            .await
+            .unwrap();
+        b.eventually("the script never ran", || async {
+            !b.shown("#progress-refresh").await
+        })
+        .await;
+        assert_eq!(b.text("#progress-status").await, "Paused");
+        assert!(b.shown("#resume-send").await);
+        assert!(!b.shown("#pause-send").await);
+        assert!(b.shown("#cancel-send").await);
+        b.assert_accessible("/admin/digests/{id} (paused)").await;
+        b.screenshot("send-progress-paused.png").await;
+
+        // Resumed elsewhere and delivered: the open page follows without a reload.
+        let smtp = SmtpServer::start_on(port).await;
+        operator
+            .post_form(&format!("/admin/digests/{id}/resume"), &[])
+            .await;
+        smtp.wait_for_messages(3, Duration::from_secs(15)).await;
+        b.eventually("the page never showed Delivered", || async {
+            b.text("#progress-status").await == "Delivered"
+        })
+        .await;
+        assert_eq!(b.text("#progress-percent").await, "100%");
+        assert_eq!(b.text("#progress-sent").await, "3");
+        assert_eq!(b.text("#progress-remaining").await, "0");
+        assert!(!b.shown("#pause-send").await);
+        assert!(!b.shown("#resume-send").await);
+        assert!(!b.shown("#cancel-send").await);
+        assert!(
+            b.shown("#recipients-stale").await,
+            "the stale list is not pointed out"
+        );
+        let state = b
+            .client
+            .execute(
+                "var p = document.getElementById('send-progress'); \
+                     return [window.samePage === true, p.value, p.max];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            state,
+            json!([true, 3, 3]),
+            "the page reloaded, or the bar is off"
+        );
+        b.screenshot("send-progress-delivered.png").await;
+    })
+    .catch_unwind()
+    .await;
+    chrome.finish(outcome).await;
 }

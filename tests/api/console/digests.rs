@@ -13,7 +13,7 @@ use crate::helpers::{Answer, Mail, TestApp, spawn_app, spawn_app_with, urlencode
 use crate::smtp_server::{Behaviour, SmtpServer, free_port};
 
 const DAY: &str = "2026-11-20";
-const DAY_QUERY: &str = "newsletter=space-daily&date=2026-11-20";
+pub(super) const DAY_QUERY: &str = "newsletter=space-daily&date=2026-11-20";
 const EMPTY_DAY_QUERY: &str = "newsletter=space-daily&date=2026-11-21";
 
 fn noon(day: &str) -> NaiveDateTime {
@@ -21,7 +21,11 @@ fn noon(day: &str) -> NaiveDateTime {
 }
 
 /// Two stories on `DAY` and `readers` confirmed readers.
-async fn day_with_readers(app: &TestApp, prefix: &'static str, readers: usize) -> Vec<String> {
+pub(super) async fn day_with_readers(
+    app: &TestApp,
+    prefix: &'static str,
+    readers: usize,
+) -> Vec<String> {
     add_story(
         app,
         "Lunar rover wakes up",
@@ -40,7 +44,7 @@ async fn day_with_readers(app: &TestApp, prefix: &'static str, readers: usize) -
 }
 
 /// Presses "Send now" on the confirmation page; returns the answer and the issue's id.
-async fn send_now(browser: &Browser<'_>) -> (Answer, i64) {
+pub(super) async fn send_now(browser: &Browser<'_>) -> (Answer, i64) {
     let answer = browser
         .post_form(
             "/admin/digests/send",
@@ -825,299 +829,6 @@ async fn digest_pages_need_a_session_and_progress_json_answers_401() {
         assert_sent_to_login(&answer, action);
     }
     assert_eq!(delivery_statuses(&app).await, vec!["pending"]);
-}
-
-/// A chromedriver of our own, stopped when dropped.
-struct ChromeDriver {
-    child: std::process::Child,
-    url: String,
-}
-
-impl ChromeDriver {
-    /// `None` when this machine has no chromedriver (the test then says so and passes).
-    async fn start() -> Option<Self> {
-        let port = free_port();
-        let child = std::process::Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        let driver = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "chromedriver did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Some(driver)
-    }
-
-    /// A headless Chromium session, spoken to in plain W3C WebDriver.
-    async fn session(&self) -> Chrome {
-        let http = reqwest::Client::new();
-        let created: serde_json::Value = http
-            .post(format!("{}/session", self.url))
-            .json(&serde_json::json!({
-                "capabilities": { "alwaysMatch": {
-                    "browserName": "chrome",
-                    "goog:chromeOptions": { "args": [
-                        "--headless=new",
-                        "--no-sandbox",
-                        "--disable-gpu",
-                        "--disable-dev-shm-usage",
-                        "--window-size=1280,1400"
-                    ] }
-                } }
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = created["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no Chromium session: {created}"));
-        Chrome {
-            http,
-            base: format!("{}/session/{id}", self.url),
-        }
-    }
-}
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The WebDriver commands this test needs.
-struct Chrome {
-    http: reqwest::Client,
-    base: String,
-}
-
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-impl Chrome {
-    async fn command(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: serde_json::Value,
-    ) -> serde_json::Value {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if !body.is_null() {
-            request = request.json(&body);
-        }
-        let answer: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
-        assert!(
-            answer["value"].get("error").is_none(),
-            "WebDriver {path}: {answer}"
-        );
-        answer["value"].clone()
-    }
-
-    async fn post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
-        self.command(reqwest::Method::POST, path, body).await
-    }
-
-    async fn get(&self, path: &str) -> serde_json::Value {
-        self.command(reqwest::Method::GET, path, serde_json::Value::Null)
-            .await
-    }
-
-    async fn goto(&self, url: &str) {
-        self.post("/url", serde_json::json!({ "url": url })).await;
-    }
-
-    async fn element(&self, css: &str) -> String {
-        let found = self
-            .post(
-                "/element",
-                serde_json::json!({ "using": "css selector", "value": css }),
-            )
-            .await;
-        found[ELEMENT_KEY].as_str().unwrap().to_owned()
-    }
-
-    async fn text(&self, css: &str) -> String {
-        let id = self.element(css).await;
-        self.get(&format!("/element/{id}/text"))
-            .await
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    async fn shown(&self, css: &str) -> bool {
-        let id = self.element(css).await;
-        self.get(&format!("/element/{id}/displayed"))
-            .await
-            .as_bool()
-            .unwrap()
-    }
-
-    async fn type_into(&self, css: &str, text: &str) {
-        let id = self.element(css).await;
-        self.post(
-            &format!("/element/{id}/value"),
-            serde_json::json!({ "text": text }),
-        )
-        .await;
-    }
-
-    async fn click(&self, css: &str) {
-        let id = self.element(css).await;
-        self.post(&format!("/element/{id}/click"), serde_json::json!({}))
-            .await;
-    }
-
-    async fn execute(&self, script: &str) -> serde_json::Value {
-        self.post(
-            "/execute/sync",
-            serde_json::json!({ "script": script, "args": [] }),
-        )
-        .await
-    }
-
-    async fn source(&self) -> String {
-        self.get("/source").await.as_str().unwrap().to_owned()
-    }
-
-    /// Saves a screenshot when `SPACEDIGEST_TEST_SCREENSHOTS` names a directory.
-    async fn screenshot(&self, name: &str) {
-        use base64::Engine;
-        if let Ok(dir) = std::env::var("SPACEDIGEST_TEST_SCREENSHOTS") {
-            let png = self.get("/screenshot").await;
-            let png = base64::engine::general_purpose::STANDARD
-                .decode(png.as_str().unwrap())
-                .unwrap();
-            std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
-        }
-    }
-
-    async fn quit(self) {
-        self.http.delete(&self.base).send().await.unwrap();
-    }
-}
-
-/// Waits until `check` holds, or fails with `what`.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-#[tokio::test]
-async fn in_a_real_browser_the_progress_page_follows_the_send_live() {
-    let Some(driver) = ChromeDriver::start().await else {
-        println!("SKIPPED: no chromedriver on this machine");
-        return;
-    };
-    let port = free_port();
-    let app = spawn_app_with(Mail::Port(port), |_| {}).await;
-    day_with_readers(&app, "live", 3).await;
-    let operator = Browser::logged_in(&app).await;
-    let (_, id) = send_now(&operator).await;
-    operator
-        .post_form(&format!("/admin/digests/{id}/pause"), &[])
-        .await;
-
-    let page = driver.session().await;
-    page.goto(&format!("{}/admin/login", app.address)).await;
-    page.type_into("#email", super::OPERATOR_EMAIL).await;
-    page.type_into("#password", super::OPERATOR_PASSWORD).await;
-    page.click("form[action='/admin/login'] button[type='submit']")
-        .await;
-    eventually("the login did not finish", || async {
-        page.execute("return document.querySelector('.console-nav') !== null")
-            .await
-            == serde_json::json!(true)
-    })
-    .await;
-
-    // The preview's frame shows the email under its own policy.
-    page.goto(&format!(
-        "{}/admin/digests/preview?{DAY_QUERY}",
-        app.address
-    ))
-    .await;
-    page.screenshot("digest-preview").await;
-    let frame = page.element("#digest-preview").await;
-    page.post(
-        "/frame",
-        serde_json::json!({ "id": { ELEMENT_KEY: frame } }),
-    )
-    .await;
-    let framed = page.source().await;
-    assert!(framed.contains("Lunar rover wakes up"), "{framed}");
-    page.post("/frame/parent", serde_json::json!({})).await;
-
-    page.goto(&format!("{}/admin/digests/{id}", app.address))
-        .await;
-    page.execute("window.samePage = true; return null;").await;
-    eventually("the script never ran", || async {
-        !page.shown("#progress-refresh").await
-    })
-    .await;
-    assert_eq!(page.text("#progress-status").await, "Paused");
-    assert!(page.shown("#resume-send").await);
-    assert!(!page.shown("#pause-send").await);
-    assert!(page.shown("#cancel-send").await);
-    page.screenshot("digest-progress-paused").await;
-
-    // Resumed elsewhere and delivered: the open page follows without a reload.
-    let smtp = SmtpServer::start_on(port).await;
-    operator
-        .post_form(&format!("/admin/digests/{id}/resume"), &[])
-        .await;
-    smtp.wait_for_messages(3, Duration::from_secs(15)).await;
-    eventually("the page never showed Delivered", || async {
-        page.text("#progress-status").await == "Delivered"
-    })
-    .await;
-    assert_eq!(page.text("#progress-percent").await, "100%");
-    assert_eq!(page.text("#progress-sent").await, "3");
-    assert_eq!(page.text("#progress-remaining").await, "0");
-    assert!(!page.shown("#pause-send").await);
-    assert!(!page.shown("#resume-send").await);
-    assert!(!page.shown("#cancel-send").await);
-    assert!(
-        page.shown("#recipients-stale").await,
-        "the stale list is not pointed out"
-    );
-    let state = page
-        .execute(
-            "var p = document.getElementById('send-progress'); \
-             return [window.samePage === true, p.value, p.max];",
-        )
-        .await;
-    assert_eq!(
-        state,
-        serde_json::json!([true, 3, 3]),
-        "the page reloaded, or the bar is off"
-    );
-    page.screenshot("digest-progress-delivered").await;
-    page.goto(&format!("{}/admin/digests", app.address)).await;
-    page.screenshot("digests").await;
-    page.quit().await;
 }
 
 #[tokio::test]

@@ -1,13 +1,15 @@
 //! The operator console, driven over HTTP as a browser would (cookies, forms, CSRF
-//! tokens read from the pages), plus one test in a real headless Chromium.
+//! tokens read from the pages), plus the journeys in a real headless Chromium.
 
 mod auth;
 mod browser;
+mod dashboard;
 mod digests;
 mod feeds;
 mod newsletters;
 mod routes;
 mod stories;
+mod subscribers;
 
 use spacedigest::console::OperatorPassword;
 use spacedigest::db::{self, operators};
