@@ -99,9 +99,17 @@ impl Console {
     pub async fn read_multipart(&self, mut multipart: Multipart) -> Result<Upload, ConsoleError> {
         let mut upload = Upload::default();
         let mut total = 0usize;
+        // A body that cannot be read as multipart carries no token we can trust: until
+        // the token has been read, any malformation is answered as a forgery (403).
+        let malformed = |upload: &Upload, e: &dyn std::fmt::Display| {
+            if upload.text("csrf_token").is_some() {
+                ConsoleError::BadInput(format!("the upload is malformed: {e}"))
+            } else {
+                ConsoleError::Csrf
+            }
+        };
         while let Some(field) = multipart.next().await {
-            let mut field = field
-                .map_err(|e| ConsoleError::BadInput(format!("the upload is malformed: {e}")))?;
+            let mut field = field.map_err(|e| malformed(&upload, &e))?;
             let name = field.name().unwrap_or_default().to_owned();
             let filename = field
                 .content_disposition()
@@ -109,8 +117,7 @@ impl Console {
                 .map(str::to_owned);
             let mut data = Vec::new();
             while let Some(chunk) = field.next().await {
-                let chunk = chunk
-                    .map_err(|e| ConsoleError::BadInput(format!("the upload is malformed: {e}")))?;
+                let chunk = chunk.map_err(|e| malformed(&upload, &e))?;
                 total += chunk.len();
                 if total > MAX_UPLOAD_BYTES {
                     return Err(ConsoleError::BadInput(format!(

@@ -133,7 +133,10 @@ impl From<Recipient> for RecipientRow {
             outbound::status::PAUSED => ("Paused", "badge--warn"),
             outbound::status::CANCELLED => ("Cancelled", "badge--muted"),
             outbound::status::SKIPPED => ("Skipped", "badge--muted"),
-            _ if r.attempts > 0 => ("Retrying", "badge--warn"),
+            // Tried and failed before: waiting for its next attempt.
+            _ if r.attempts > 0 && r.last_error.is_some() => ("Retrying", "badge--warn"),
+            // Claimed by a worker, never failed: on its way now.
+            _ if r.attempts > 0 => ("Sending", "badge--info"),
             _ => ("Queued", "badge--info"),
         };
         Self {
