@@ -178,14 +178,16 @@ pub struct QueueHealth {
     pub oldest_pending: Option<NaiveDateTime>,
 }
 
+// One subquery per figure, each answered from an index: the pending rows from the
+// partial `outbound_emails_due`, failed and paused ones from their own partial indexes.
+// The statuses are written literally so that the planner can match those indexes.
 const QUEUE_HEALTH: &str = "
-SELECT CAST(COALESCE(SUM(CASE WHEN status = 'pending' AND attempts = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS queued,
-       CAST(COALESCE(SUM(CASE WHEN status = 'pending' AND attempts > 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS retrying,
-       CAST(COALESCE(SUM(CASE WHEN status = 'paused' THEN 1 ELSE 0 END), 0) AS BIGINT) AS paused,
-       CAST(COALESCE(SUM(CASE WHEN status = 'failed' AND finished_at >= {since} THEN 1 ELSE 0 END), 0) AS BIGINT) AS failed_recently,
-       CAST(COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT) AS failed_total,
-       MIN(CASE WHEN status = 'pending' THEN created_at END) AS oldest_pending
-FROM outbound_emails";
+SELECT (SELECT COUNT(*) FROM outbound_emails WHERE status = 'pending' AND attempts = 0) AS queued,
+       (SELECT COUNT(*) FROM outbound_emails WHERE status = 'pending' AND attempts > 0) AS retrying,
+       (SELECT COUNT(*) FROM outbound_emails WHERE status = 'paused') AS paused,
+       (SELECT COUNT(*) FROM outbound_emails WHERE status = 'failed' AND finished_at >= {since}) AS failed_recently,
+       (SELECT COUNT(*) FROM outbound_emails WHERE status = 'failed') AS failed_total,
+       (SELECT MIN(created_at) FROM outbound_emails WHERE status = 'pending') AS oldest_pending";
 
 /// The queue's state in one pass; `failed_recently` counts failures since `since`.
 pub fn queue_health(conn: &mut DbConnection, since: NaiveDateTime) -> QueryResult<QueueHealth> {

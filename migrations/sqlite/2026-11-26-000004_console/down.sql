@@ -1,3 +1,7 @@
+DROP INDEX outbound_emails_paused;
+DROP INDEX outbound_emails_failed;
+DROP INDEX subscriptions_by_unsubscribed_at;
+DROP INDEX subscriptions_by_created_at;
 UPDATE outbound_emails SET status = 'pending' WHERE status = 'paused';
 UPDATE outbound_emails SET status = 'skipped' WHERE status = 'cancelled';
 DROP INDEX outbound_emails_by_issue_status;
