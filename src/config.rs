@@ -21,7 +21,16 @@ pub const ENV_PREFIX: &str = "SPACEDIGEST_";
 const DEFAULT_CONFIG_FILE: &str = "spacedigest.toml";
 
 /// Variables with the prefix that are not settings: read by a single command or by tests.
-const NOT_SETTINGS: &[&str] = &["admin_password", "test_postgres_url"];
+const NOT_SETTINGS: &[&str] = &[
+    "admin_password",
+    "test_postgres_url",
+    // Read by the browser test and CI only.
+    "require_browser_test",
+    "artifacts_dir",
+    "chromium",
+    "chromedriver",
+    "axe_js",
+];
 
 /// A setting that could not be used; the message names the variable.
 #[derive(Debug, thiserror::Error)]
