@@ -275,7 +275,13 @@ async fn confirmed_readers_get_exactly_one_digest_of_the_days_stories() {
 
     // A second send of the same day sends nothing.
     let again = cli(&app, &["digest", "send", "--date", DAY], &[]).await;
-    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(
+        again.status.success(),
+        "{:?}\nstdout: {}\nstderr: {}",
+        again.status,
+        text(&again.stdout),
+        text(&again.stderr)
+    );
     assert!(
         text(&again.stdout).contains("nothing new was queued"),
         "{}",

@@ -40,9 +40,13 @@ impl<'a> Browser<'a> {
     pub fn new(app: &'a TestApp) -> Self {
         Self {
             app,
+            // A fresh connection per request: the server closes a connection whose
+            // request body it did not read (a POST refused before its body), and an idle
+            // one after its keep-alive; reusing either races that close.
             client: reqwest::Client::builder()
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
+                .pool_max_idle_per_host(0)
                 .build()
                 .unwrap(),
         }
