@@ -132,9 +132,17 @@ async fn login(
         .unwrap_or_else(|| "unknown".into());
 
     let now = db::now();
+    // The limits and the account in one round trip; an over-long address names nobody.
     let (key, from) = (email_key.clone(), ip.clone());
-    let counts = db::run(&state.pool, move |conn| {
-        operators::failures_since(conn, &key, &from, login_limit::window_start(now))
+    let known = email.len() <= MAX_EMAIL_BYTES;
+    let (counts, operator) = db::run(&state.pool, move |conn| {
+        let counts = operators::failures_since(conn, &key, &from, login_limit::window_start(now))?;
+        let operator = if known {
+            operators::find_by_email(conn, &key)?
+        } else {
+            None
+        };
+        Ok((counts, operator))
     })
     .await?;
     if let Some(wait) = login_limit::retry_after(&counts, now) {
@@ -158,15 +166,6 @@ async fn login(
         return Ok(response);
     }
 
-    let key = email_key.clone();
-    let operator = if email.len() <= MAX_EMAIL_BYTES {
-        db::run(&state.pool, move |conn| {
-            operators::find_by_email(conn, &key)
-        })
-        .await?
-    } else {
-        None
-    };
     let stored = operator.as_ref().map(|o| o.password_hash.clone());
     let offered = form.password;
     // Unknown addresses are checked against a dummy hash: same work, same time.
@@ -301,42 +300,31 @@ struct PasswordForm {
 async fn change_password(form: CsrfForm) -> Result<HttpResponse, ConsoleError> {
     let input: PasswordForm = form.parse()?;
     let console = form.console;
-    let refuse = |console: &Console, message: String, others: i64| {
-        render_with(
-            StatusCode::BAD_REQUEST,
-            &AccountPage {
-                layout: console.layout("account"),
-                error: Some(message),
-                other_sessions: others,
-            },
-        )
-    };
     let stored = console.operator.password_hash.clone();
     let current = input.current_password;
     let ok = web::block(move || password::verify(&current, Some(&stored)))
         .await
         .map_err(|e| ConsoleError::Internal(e.into()))?;
-    if !ok {
-        let others = other_sessions(&console).await?;
-        return refuse(
-            &console,
-            "Your current password is not right.".into(),
-            others,
-        );
-    }
-    if input.new_password != input.confirm_password {
-        let others = other_sessions(&console).await?;
-        return refuse(
-            &console,
-            "The two new passwords are not the same.".into(),
-            others,
-        );
-    }
-    let new = match OperatorPassword::parse(&input.new_password, &console.operator.email) {
+    let checked = if !ok {
+        Err("Your current password is not right.".to_owned())
+    } else if input.new_password != input.confirm_password {
+        Err("The two new passwords are not the same.".to_owned())
+    } else {
+        OperatorPassword::parse(&input.new_password, &console.operator.email)
+            .map_err(|e| format!("Choose another password: {e}."))
+    };
+    let new = match checked {
         Ok(new) => new,
-        Err(e) => {
-            let others = other_sessions(&console).await?;
-            return refuse(&console, format!("Choose another password: {e}."), others);
+        Err(message) => {
+            let other_sessions = other_sessions(&console).await?;
+            return render_with(
+                StatusCode::BAD_REQUEST,
+                &AccountPage {
+                    layout: console.layout("account"),
+                    error: Some(message),
+                    other_sessions,
+                },
+            );
         }
     };
     let hash = web::block(move || new.hash())

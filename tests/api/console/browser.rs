@@ -171,7 +171,13 @@ impl Chrome {
     }
 
     async fn text(&self, css: &str) -> String {
-        text_of(&self.client, css).await
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"))
+            .text()
+            .await
+            .unwrap()
     }
 
     async fn shown(&self, css: &str) -> bool {
@@ -220,12 +226,41 @@ impl Chrome {
             .expect("the dashboard after login");
     }
 
+    /// Runs axe-core on the current page (WCAG 2.1 A and AA, plus landmark best
+    /// practices) and fails with the violations listed.
     async fn assert_accessible(&self, page: &str) {
-        assert_accessible(&self.client, &self.axe, page).await;
+        self.client
+            .execute(&format!("{}\nreturn true;", self.axe), vec![])
+            .await
+            .expect("axe-core loads");
+        let result = self
+            .client
+            .execute_async(
+                r#"const done = arguments[arguments.length - 1];
+               axe.run(document, {
+                 runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] }
+               }).then(r => done(r.violations.map(v => ({
+                 id: v.id, impact: v.impact, help: v.help,
+                 nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))
+               })))).catch(e => done([{ id: 'axe-error', help: String(e), nodes: [] }]));"#,
+                vec![],
+            )
+            .await
+            .expect("axe-core runs");
+        let violations = result.as_array().cloned().unwrap_or_default();
+        assert!(
+            violations.is_empty(),
+            "accessibility violations on {page}:\n{}",
+            serde_json::to_string_pretty(&violations).unwrap()
+        );
+        println!("axe: no violations on {page}");
     }
 
     async fn screenshot(&self, name: &str) {
-        screenshot(&self.client, name).await;
+        let png = self.client.screenshot().await.expect("a screenshot");
+        let path = artifacts_dir().join(name);
+        std::fs::write(&path, png).expect("the screenshot is saved");
+        println!("screenshot: {}", path.display());
     }
 
     /// Waits up to 20 s for `check`.
@@ -248,52 +283,6 @@ fn artifacts_dir() -> PathBuf {
         .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/artifacts"));
     std::fs::create_dir_all(&dir).expect("the artifacts directory");
     dir
-}
-
-async fn screenshot(browser: &Client, name: &str) {
-    let png = browser.screenshot().await.expect("a screenshot");
-    let path = artifacts_dir().join(name);
-    std::fs::write(&path, png).expect("the screenshot is saved");
-    println!("screenshot: {}", path.display());
-}
-
-/// Runs axe-core on the current page (WCAG 2.1 A and AA, plus landmark best practices)
-/// and fails with the violations listed.
-async fn assert_accessible(browser: &Client, axe_source: &str, page: &str) {
-    browser
-        .execute(&format!("{axe_source}\nreturn true;"), vec![])
-        .await
-        .expect("axe-core loads");
-    let result = browser
-        .execute_async(
-            r#"const done = arguments[arguments.length - 1];
-               axe.run(document, {
-                 runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] }
-               }).then(r => done(r.violations.map(v => ({
-                 id: v.id, impact: v.impact, help: v.help,
-                 nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))
-               })))).catch(e => done([{ id: 'axe-error', help: String(e), nodes: [] }]));"#,
-            vec![],
-        )
-        .await
-        .expect("axe-core runs");
-    let violations = result.as_array().cloned().unwrap_or_default();
-    assert!(
-        violations.is_empty(),
-        "accessibility violations on {page}:\n{}",
-        serde_json::to_string_pretty(&violations).unwrap()
-    );
-    println!("axe: no violations on {page}");
-}
-
-async fn text_of(browser: &Client, css: &str) -> String {
-    browser
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css}: {e}"))
-        .text()
-        .await
-        .unwrap()
 }
 
 async fn confirmed_reader(app: &TestApp, already: usize) -> String {
