@@ -24,6 +24,10 @@ const DEFAULT_CONFIG_FILE: &str = "spacedigest.toml";
 const NOT_SETTINGS: &[&str] = &[
     "admin_password",
     "test_postgres_url",
+    // Read by the fault and abuse tests and the scripts that run them.
+    "test_full",
+    "test_figures_file",
+    "test_seed",
     // Read by the browser test and CI only.
     "require_browser_test",
     "artifacts_dir",

@@ -1,13 +1,18 @@
 //! End-to-end tests of the reader's path, on SQLite or (with
 //! `SPACEDIGEST_TEST_POSTGRES_URL`) PostgreSQL, with mail over real SMTP.
 
+mod abuse;
 mod bad_input;
 mod cli;
 mod console;
 mod delivery;
 mod digest;
+mod faults;
 mod feeds;
+#[path = "support/figures.rs"]
+mod figures;
 mod helpers;
+mod lease;
 mod limits;
 mod pages;
 mod signup;

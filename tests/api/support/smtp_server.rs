@@ -102,11 +102,35 @@ pub struct ReceivedMessage {
     pub data: Vec<u8>,
 }
 
+/// One command line as the server read it, for tests that check what a client sent
+/// (nothing injected) and when (retry timing).
+#[derive(Clone, Debug)]
+pub struct CommandLine {
+    /// Which TCP connection, numbered from 1 in accept order.
+    pub connection: usize,
+    /// When the line was read.
+    pub at: Instant,
+    /// The line without its line ending, exactly as sent.
+    pub line: String,
+}
+
+impl CommandLine {
+    /// The command verb, upper-cased (`MAIL`, `RCPT`, …).
+    pub fn verb(&self) -> String {
+        self.line
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase()
+    }
+}
+
 /// State shared between the test (through [`SmtpServer`]) and the
 /// connection tasks.
 struct Shared {
     behaviour: Mutex<Behaviour>,
     messages: Mutex<Vec<ReceivedMessage>>,
+    commands: Mutex<Vec<CommandLine>>,
     auths: Mutex<Vec<(String, String)>>,
     rcpt_attempts: AtomicUsize,
     data_attempts: AtomicUsize,
@@ -199,6 +223,7 @@ impl SmtpServer {
         let shared = Arc::new(Shared {
             behaviour: Mutex::new(Behaviour::Accept),
             messages: Mutex::new(Vec::new()),
+            commands: Mutex::new(Vec::new()),
             auths: Mutex::new(Vec::new()),
             rcpt_attempts: AtomicUsize::new(0),
             data_attempts: AtomicUsize::new(0),
@@ -263,6 +288,25 @@ impl SmtpServer {
     /// several phases against one server.
     pub fn clear_messages(&self) {
         lock(&self.shared.messages).clear();
+    }
+
+    /// Every command line received outside DATA, in order, on every connection.
+    pub fn commands(&self) -> Vec<CommandLine> {
+        lock(&self.shared.commands).clone()
+    }
+
+    /// When each `RCPT TO` for `address` arrived (case-insensitive), whatever the
+    /// answer: one entry per delivery attempt that got that far.
+    pub fn rcpt_times(&self, address: &str) -> Vec<Instant> {
+        lock(&self.shared.commands)
+            .iter()
+            .filter(|c| c.verb() == "RCPT")
+            .filter(|c| {
+                parse_path(c.line.split_once(' ').map_or("", |(_, a)| a.trim()), "TO:")
+                    .is_some_and(|to| to.eq_ignore_ascii_case(address))
+            })
+            .map(|c| c.at)
+            .collect()
     }
 
     /// Number of RCPT TO commands received, whatever the answer was.
@@ -399,12 +443,12 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         while connections.try_join_next().is_some() {}
         match listener.accept().await {
             Ok((stream, _peer)) => {
-                shared.connections.fetch_add(1, Ordering::SeqCst);
+                let number = shared.connections.fetch_add(1, Ordering::SeqCst) + 1;
                 let shared = Arc::clone(&shared);
                 connections.spawn(async move {
                     // Any I/O error just ends the conversation: the client
                     // sees a closed connection, as with a real server.
-                    let _ = Connection::new(stream, shared).run().await;
+                    let _ = Connection::new(stream, shared, number).run().await;
                 });
             }
             // Transient accept errors (e.g. too many open files) should not
@@ -440,13 +484,14 @@ struct Connection<R, W> {
     reader: R,
     writer: W,
     shared: Arc<Shared>,
+    number: usize,
     greeted: bool,
     authenticated: bool,
     transaction: Option<Transaction>,
 }
 
 impl Connection<BufReader<tokio::net::tcp::OwnedReadHalf>, tokio::net::tcp::OwnedWriteHalf> {
-    fn new(stream: TcpStream, shared: Arc<Shared>) -> Self {
+    fn new(stream: TcpStream, shared: Arc<Shared>, number: usize) -> Self {
         // Replies are small and the client waits for each one.
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
@@ -454,6 +499,7 @@ impl Connection<BufReader<tokio::net::tcp::OwnedReadHalf>, tokio::net::tcp::Owne
             reader: BufReader::new(read),
             writer: write,
             shared,
+            number,
             greeted: false,
             authenticated: false,
             transaction: None,
@@ -489,6 +535,11 @@ where
     }
 
     async fn command(&mut self, line: &str) -> io::Result<Flow> {
+        lock(&self.shared.commands).push(CommandLine {
+            connection: self.number,
+            at: Instant::now(),
+            line: line.to_owned(),
+        });
         let (verb, args) = match line.split_once(' ') {
             Some((verb, args)) => (verb, args.trim()),
             None => (line.trim(), ""),
