@@ -15,6 +15,8 @@ mod helpers;
 mod lease;
 mod limits;
 mod pages;
+#[path = "support/pg_cluster.rs"]
+mod pg_cluster;
 mod signup;
 #[path = "support/smtp_server.rs"]
 mod smtp_server;
