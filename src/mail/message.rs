@@ -89,6 +89,10 @@ impl Header for SubjectLine {
     }
 }
 
+fn is_line_break(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
 /// True when a decoder could take part of `text` for an RFC 2047 encoded-word.
 fn looks_encoded(text: &str) -> bool {
     text.find("=?")
@@ -167,7 +171,11 @@ impl Envelope<'_> {
     fn builder(&self) -> Result<MessageBuilder, String> {
         let address = lettre::Address::from_str(self.recipient_email)
             .map_err(|e| format!("invalid recipient address: {e}"))?;
-        let name = self.recipient_name.map(str::to_owned);
+        // Names are checked at signup, but rows from older versions or imports may hold a
+        // Unicode line separator, which some clients show as a break in the To line.
+        let name = self
+            .recipient_name
+            .map(|name| name.split(is_line_break).collect::<Vec<_>>().join(" "));
         let mut builder = Message::builder()
             .from(self.from.clone())
             .to(Mailbox::new(name, address))
@@ -390,7 +398,7 @@ mod tests {
         let envelope = Envelope {
             from: &from,
             recipient_email: "reader@example.com",
-            recipient_name: None,
+            recipient_name: Some("Ada\u{2028}Bcc: x@y.example"),
             subject: &subject,
             message_id: "id@example.com",
             list_id: Some("=?utf-8?b?DQo=?= <space-daily.example.com>"),
@@ -405,6 +413,8 @@ mod tests {
             .parse(outgoing.bytes.as_slice())
             .unwrap();
         assert_eq!(parsed.subject(), Some(subject.as_str()));
+        let to = parsed.to().unwrap().first().unwrap();
+        assert_eq!(to.name(), Some("Ada Bcc: x@y.example"));
         let list_id = parsed.header_raw("List-Id").unwrap();
         assert!(!list_id.contains("=?utf-8?b?DQo=?="), "{list_id}");
     }
