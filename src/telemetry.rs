@@ -38,9 +38,18 @@ mod tests {
         for asked in ["debug", "trace", "selectors=trace,debug", "html5ever=debug"] {
             let shown = filter(asked).to_string();
             for target in LOGS_DOCUMENTS {
-                assert!(shown.contains(&format!("{target}=info")), "{asked}: {shown}");
-                assert!(!shown.contains(&format!("{target}=debug")), "{asked}: {shown}");
-                assert!(!shown.contains(&format!("{target}=trace")), "{asked}: {shown}");
+                assert!(
+                    shown.contains(&format!("{target}=info")),
+                    "{asked}: {shown}"
+                );
+                assert!(
+                    !shown.contains(&format!("{target}=debug")),
+                    "{asked}: {shown}"
+                );
+                assert!(
+                    !shown.contains(&format!("{target}=trace")),
+                    "{asked}: {shown}"
+                );
             }
         }
     }

@@ -148,8 +148,13 @@ fn header_problems(message: &ReceivedMessage) -> Vec<String> {
     let head = text.split("\r\n\r\n").next().unwrap_or_default();
     for line in head.split('\n') {
         let line = line.trim_end_matches('\r');
-        if line.to_ascii_lowercase().starts_with(&INJECTED.to_ascii_lowercase()) {
-            problems.push(format!("{kind}: a header line starts with the input: {line:?}"));
+        if line
+            .to_ascii_lowercase()
+            .starts_with(&INJECTED.to_ascii_lowercase())
+        {
+            problems.push(format!(
+                "{kind}: a header line starts with the input: {line:?}"
+            ));
         }
     }
     if head.contains('\r') && head.replace("\r\n", "").contains('\r') {
@@ -179,7 +184,10 @@ fn injected_commands(
 ) -> Vec<String> {
     let mut by_connection: HashMap<usize, Vec<&CommandLine>> = HashMap::new();
     for command in commands {
-        by_connection.entry(command.connection).or_default().push(command);
+        by_connection
+            .entry(command.connection)
+            .or_default()
+            .push(command);
     }
     let mut injected = Vec::new();
     for (connection, lines) in by_connection {
@@ -189,7 +197,8 @@ fn injected_commands(
         for line in lines {
             let verb = line.verb();
             let argument = line.line.split_once(':').map(|(_, a)| a.trim());
-            let address = argument.map(|a| a.trim_start_matches('<').split('>').next().unwrap_or(""));
+            let address =
+                argument.map(|a| a.trim_start_matches('<').split('>').next().unwrap_or(""));
             let ok = match verb.as_str() {
                 "EHLO" if state == 0 => {
                     greeted = true;
@@ -440,14 +449,16 @@ async fn line_breaks_in_any_field_add_no_header_and_no_smtp_command() {
     for message in &messages {
         problems.extend(header_problems(message));
     }
-    let digests: Vec<&ReceivedMessage> = messages
-        .iter()
-        .filter(|m| kind_of(m) == "digest")
-        .collect();
+    let digests: Vec<&ReceivedMessage> =
+        messages.iter().filter(|m| kind_of(m) == "digest").collect();
     // The whole title is in the Subject, on one line, and the digest's body still has the
     // summary's words on either side of the break.
     for digest in &digests {
-        assert!(digest.subject().contains("Orbit report"), "{}", digest.subject());
+        assert!(
+            digest.subject().contains("Orbit report"),
+            "{}",
+            digest.subject()
+        );
         let text = digest.text_body();
         assert!(text.contains("Before the break"), "{text}");
         assert!(text.contains("after the break"), "{text}");
@@ -482,8 +493,16 @@ async fn line_breaks_in_any_field_add_no_header_and_no_smtp_command() {
             messages.len()
         ),
     );
-    assert!(problems.is_empty(), "header problems:\n{}", problems.join("\n"));
-    assert!(injected.is_empty(), "injected SMTP commands:\n{}", injected.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "header problems:\n{}",
+        problems.join("\n")
+    );
+    assert!(
+        injected.is_empty(),
+        "injected SMTP commands:\n{}",
+        injected.join("\n")
+    );
     assert_eq!(data_commands, messages.len(), "one DATA per message");
     assert!(lone_dots > 0, "no message carried a lone dot line");
     assert_eq!(digests.len(), days.len() * confirmed_readers);

@@ -23,7 +23,10 @@ fn forge(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         .header("x-forwarded-proto", "https")
         .header("x-forwarded-server", FORGED_HOST)
         .header("x-host", FORGED_HOST)
-        .header("forwarded", format!("for=198.51.100.7;host={FORGED_HOST};proto=https"))
+        .header(
+            "forwarded",
+            format!("for=198.51.100.7;host={FORGED_HOST};proto=https"),
+        )
 }
 
 /// The value of every `href="…"` in an HTML body.
@@ -79,12 +82,15 @@ async fn every_emailed_link_uses_the_base_url_whatever_host_the_request_names() 
         .find(|l| l.contains("/subscriptions/confirm?token="))
         .expect("a confirmation link");
     let confirmed = Answer::from(
-        forge(app.client.post(format!("{}/subscriptions/confirm", app.address)))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("token={}", urlencode(&token_of(&confirm_link))))
-            .send()
-            .await
-            .unwrap(),
+        forge(
+            app.client
+                .post(format!("{}/subscriptions/confirm", app.address)),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={}", urlencode(&token_of(&confirm_link))))
+        .send()
+        .await
+        .unwrap(),
     )
     .await;
     assert_eq!(confirmed.status, 200, "{}", confirmed.body);
@@ -94,28 +100,36 @@ async fn every_emailed_link_uses_the_base_url_whatever_host_the_request_names() 
     add_confirmed_readers(&app, "base-url", 2).await;
     let browser = Browser::logged_in(&app).await;
     let csrf = browser.csrf_token().await;
-    let story = forge(browser.client.post(format!("{}/admin/stories", app.address)))
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("newsletter", "space-daily"),
-            ("title", "Europa Clipper passes Mars"),
-            ("url", "https://news.example.org/clipper"),
-            ("summary", "<p>A gravity assist.</p>"),
-            ("published_at", "2026-11-20T09:00"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let story = forge(
+        browser
+            .client
+            .post(format!("{}/admin/stories", app.address)),
+    )
+    .form(&[
+        ("csrf_token", csrf.as_str()),
+        ("newsletter", "space-daily"),
+        ("title", "Europa Clipper passes Mars"),
+        ("url", "https://news.example.org/clipper"),
+        ("summary", "<p>A gravity assist.</p>"),
+        ("published_at", "2026-11-20T09:00"),
+    ])
+    .send()
+    .await
+    .unwrap();
     assert_eq!(story.status(), 303);
-    let sent = forge(browser.client.post(format!("{}/admin/digests/send", app.address)))
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("newsletter", "space-daily"),
-            ("date", "2026-11-20"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let sent = forge(
+        browser
+            .client
+            .post(format!("{}/admin/digests/send", app.address)),
+    )
+    .form(&[
+        ("csrf_token", csrf.as_str()),
+        ("newsletter", "space-daily"),
+        ("date", "2026-11-20"),
+    ])
+    .send()
+    .await
+    .unwrap();
     assert_eq!(sent.status(), 303);
     let digests: Vec<ReceivedMessage> = app
         .emails(5)

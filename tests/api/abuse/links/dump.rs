@@ -13,7 +13,9 @@ use diesel::sql_types::Text;
 use super::{all_links, token_of};
 use crate::console::{Browser, OPERATOR_EMAIL, OPERATOR_PASSWORD, create_operator};
 use crate::digest::{add_confirmed_readers, add_story};
-use crate::helpers::{Answer, Backend, Mail, TestApp, backend, hidden_field, spawn_app_with, unique_email, urlencode};
+use crate::helpers::{
+    Answer, Backend, Mail, TestApp, backend, hidden_field, spawn_app_with, unique_email, urlencode,
+};
 
 #[derive(QueryableByName)]
 struct Line {
@@ -43,11 +45,9 @@ async fn dump(app: &TestApp) -> String {
                         .map(|c| format!("quote(\"{}\")", c.line))
                         .collect::<Vec<_>>()
                         .join(" || ',' || ");
-                    let rows: Vec<Line> = diesel::sql_query(format!(
-                        "SELECT {row} AS line FROM \"{}\"",
-                        table.line
-                    ))
-                    .load(conn)?;
+                    let rows: Vec<Line> =
+                        diesel::sql_query(format!("SELECT {row} AS line FROM \"{}\"", table.line))
+                            .load(conn)?;
                     out.push_str(&format!("-- {}\n", table.line));
                     for r in rows {
                         out.push_str(&r.line);
@@ -173,12 +173,14 @@ async fn a_database_dump_holds_no_token_that_works() {
             assert_eq!(app.confirm_via(&link).await.status, 200);
         }
     }
-    let pending_token = token_of(&app.confirmation_link(
-        confirmations
-            .iter()
-            .find(|m| m.rcpt_to == vec![pending.clone()])
-            .unwrap(),
-    ));
+    let pending_token = token_of(
+        &app.confirmation_link(
+            confirmations
+                .iter()
+                .find(|m| m.rcpt_to == vec![pending.clone()])
+                .unwrap(),
+        ),
+    );
     add_confirmed_readers(&app, "dump", 2).await;
 
     // The console: a session that stays, and one that logs out.
@@ -282,7 +284,16 @@ async fn a_database_dump_holds_no_token_that_works() {
             working.len()
         ),
     );
-    assert!(text.contains(&confirmed), "the dump is not of this database");
-    assert!(found.is_empty(), "handed-out secrets in the dump: {found:?}");
-    assert!(working.is_empty(), "strings from the dump that work: {working:#?}");
+    assert!(
+        text.contains(&confirmed),
+        "the dump is not of this database"
+    );
+    assert!(
+        found.is_empty(),
+        "handed-out secrets in the dump: {found:?}"
+    );
+    assert!(
+        working.is_empty(),
+        "strings from the dump that work: {working:#?}"
+    );
 }

@@ -31,7 +31,9 @@ fn binary(database: &TestDatabase, smtp: &SmtpServer, base_url: &str) -> tokio::
 }
 
 /// Reads a child's pipe to the end in the background.
-fn collect(pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> tokio::task::JoinHandle<String> {
+fn collect(
+    pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+) -> tokio::task::JoinHandle<String> {
     tokio::spawn(async move {
         let mut pipe = pipe;
         let mut bytes = Vec::new();
@@ -152,9 +154,16 @@ async fn no_token_password_session_id_or_address_reaches_the_logs() {
         .output()
         .await
         .unwrap();
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     // Its stdout is the command's answer to the operator ("Created operator …").
-    outputs.push(("admin create (stderr)", String::from_utf8_lossy(&created.stderr).into()));
+    outputs.push((
+        "admin create (stderr)",
+        String::from_utf8_lossy(&created.stderr).into(),
+    ));
 
     let mut serve = binary(&database, &smtp, &base)
         .arg("serve")
@@ -167,8 +176,17 @@ async fn no_token_password_session_id_or_address_reaches_the_logs() {
     let stderr = collect(serve.stderr.take().unwrap());
     let mut reader = Visitor::new(&base);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while reader.client.get(format!("{base}/health_check")).send().await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "serve did not come up");
+    while reader
+        .client
+        .get(format!("{base}/health_check"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "serve did not come up"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -177,7 +195,10 @@ async fn no_token_password_session_id_or_address_reaches_the_logs() {
     secrets.push(("reader's address", email.clone()));
     secrets.push(("reader's address, encoded", urlencode(&email)));
     let signup = reader
-        .post("/subscriptions", format!("email={}&name=Ada", urlencode(&email)))
+        .post(
+            "/subscriptions",
+            format!("email={}&name=Ada", urlencode(&email)),
+        )
         .await;
     assert_eq!(signup.status, 200, "{}", signup.body);
     let confirmation = wait_for(&smtp, 1).await.remove(0);
@@ -283,8 +304,14 @@ async fn no_token_password_session_id_or_address_reaches_the_logs() {
         "{}",
         String::from_utf8_lossy(&cli_send.stderr)
     );
-    outputs.push(("digest send (stdout)", String::from_utf8_lossy(&cli_send.stdout).into()));
-    outputs.push(("digest send (stderr)", String::from_utf8_lossy(&cli_send.stderr).into()));
+    outputs.push((
+        "digest send (stdout)",
+        String::from_utf8_lossy(&cli_send.stdout).into(),
+    ));
+    outputs.push((
+        "digest send (stderr)",
+        String::from_utf8_lossy(&cli_send.stderr).into(),
+    ));
     let next_digest = wait_for(&smtp, 4).await.remove(3);
 
     // The reader leaves with the digest's one-click link.
@@ -299,7 +326,10 @@ async fn no_token_password_session_id_or_address_reaches_the_logs() {
     let page = reader.get(one_click.trim_matches(['<', '>'])).await;
     assert_eq!(page.status, 200);
     let left = reader
-        .post(one_click.trim_matches(['<', '>']), "List-Unsubscribe=One-Click".into())
+        .post(
+            one_click.trim_matches(['<', '>']),
+            "List-Unsubscribe=One-Click".into(),
+        )
         .await;
     assert_eq!(left.status, 200, "{}", left.body);
 
@@ -341,6 +371,9 @@ async fn no_token_password_session_id_or_address_reaches_the_logs() {
             leaks.len()
         ),
     );
-    assert!(lines > 20, "too little was logged to mean anything: {outputs:#?}");
+    assert!(
+        lines > 20,
+        "too little was logged to mean anything: {outputs:#?}"
+    );
     assert!(leaks.is_empty(), "leaks:\n{}", leaks.join("\n"));
 }
