@@ -172,7 +172,7 @@ async fn bombing_one_address_from_many_networks_sends_at_most_the_daily_cap() {
         .zip(&mails_by_round)
         .filter(|(at, _)| **at < 10)
         .map(|(_, n)| *n)
-        .last()
+        .next_back()
         .unwrap_or(0);
     let expected = allowed_by_the_limits(
         &ROUNDS_AT_MINUTES,
