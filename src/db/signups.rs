@@ -2,10 +2,10 @@
 //!
 //! A brand-new reader's subscriber, pending subscriptions, confirmation token and queued
 //! confirmation email go in through data-modifying CTEs: one round trip instead of six.
-//! When the address is already known nothing is written and `None` comes back; the
-//! caller then locks and reads the subscriber, and [`write_known`] writes what it
-//! decided, again in one round trip. SQLite has no data-modifying CTEs; there each write
-//! is its own statement, which is cheap, as it runs in-process.
+//! When the address is already known the same statement locks its subscriber row
+//! instead; the caller reads its subscriptions, and [`write_known`] writes what it decided,
+//! limits applied, again in one round trip. SQLite has no data-modifying CTEs; there each
+//! step is its own statement, which is cheap, as it runs in-process.
 
 use chrono::NaiveDateTime;
 use diesel::pg::Pg;
@@ -14,7 +14,7 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp};
 
 use super::outbound::{self, EmailKind, NewOutboundEmail, status};
-use super::subscribers::{self, Status};
+use super::subscribers::{self, Status, Subscriber};
 use super::{DbConnection, confirmation_tokens};
 
 /// Everything a new reader's signup writes.
@@ -49,26 +49,32 @@ pub struct NewSignup<'a> {
 /// The statement, with `{}` where each bind goes. Built as a query fragment rather than
 /// `sql_query` so that diesel prepares it once per connection: PostgreSQL would otherwise
 /// parse and plan four inserts for every signup.
+///
+/// A known address's row is updated (`updated_at`) rather than skipped, which takes its
+/// row lock: concurrent signups of one address then wait for each other, and the caller's
+/// next statements, with snapshots taken after the lock, see what the earlier one wrote.
 const INSERT_NEW_SIGNUP: &str = "
-WITH new_subscriber AS (
+WITH subscriber AS (
     INSERT INTO subscribers (email, email_key, name, signup_ip, created_at, updated_at)
     VALUES ({}, {}, {}, {}, {}, {})
-    ON CONFLICT (email_key) DO NOTHING
-    RETURNING id, email, name
+    ON CONFLICT (email_key) DO UPDATE SET updated_at = EXCLUDED.updated_at
+    RETURNING id, email, email_key, name, signup_ip, created_at, updated_at, consent_note,
+              xmax = 0 AS inserted
 ), added AS (
     INSERT INTO subscriptions (subscriber_id, newsletter_id, status, created_at, updated_at)
-    SELECT new_subscriber.id, newsletter_id, {}, {}, {}
-    FROM new_subscriber, unnest({}::bigint[]) AS newsletter_id
+    SELECT subscriber.id, newsletter_id, {}, {}, {}
+    FROM subscriber, unnest({}::bigint[]) AS newsletter_id WHERE subscriber.inserted
 ), token AS (
     INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at)
-    SELECT {}, id, {}, {} FROM new_subscriber
+    SELECT {}, id, {}, {} FROM subscriber WHERE inserted
 ), queued AS (
     INSERT INTO outbound_emails (kind, subscriber_id, recipient_email, recipient_name, subject,
                                  body_text, body_html, message_id, status, next_attempt_at,
                                  created_at)
-    SELECT {}, id, email, name, {}, {}, {}, {}, {}, {}, {} FROM new_subscriber
+    SELECT {}, id, email, name, {}, {}, {}, {}, {}, {}, {} FROM subscriber WHERE inserted
 )
-SELECT id FROM new_subscriber";
+SELECT id, email, email_key, name, signup_ip, created_at, updated_at, consent_note, inserted
+FROM subscriber";
 
 /// [`INSERT_NEW_SIGNUP`] with its binds.
 struct InsertNewSignup<'s, 'a>(&'s NewSignup<'a>);
@@ -80,7 +86,17 @@ impl QueryId for InsertNewSignup<'_, '_> {
 }
 
 impl Query for InsertNewSignup<'_, '_> {
-    type SqlType = BigInt;
+    type SqlType = (
+        BigInt,
+        Text,
+        Text,
+        Nullable<Text>,
+        Nullable<Text>,
+        Timestamp,
+        Timestamp,
+        Nullable<Text>,
+        Bool,
+    );
 }
 
 impl RunQueryDsl<PgConnection> for InsertNewSignup<'_, '_> {}
@@ -142,9 +158,33 @@ impl QueryFragment<Pg> for InsertNewSignup<'_, '_> {
 const PENDING_SUBSCRIPTION: &str = Status::Pending.as_str();
 const CONFIRMATION: &str = EmailKind::Confirmation.as_str();
 
-/// Writes a new reader's signup; `None` (and nothing written) if the address is known.
-pub fn insert_new(conn: &mut PgConnection, signup: &NewSignup<'_>) -> QueryResult<Option<i64>> {
-    InsertNewSignup(signup).get_result(conn).optional()
+/// Writes a new reader's signup, or locks the subscriber row of a known address (and
+/// writes nothing else): the subscriber, and whether it is new.
+pub fn upsert(conn: &mut PgConnection, signup: &NewSignup<'_>) -> QueryResult<(Subscriber, bool)> {
+    type Row = (
+        i64,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        NaiveDateTime,
+        NaiveDateTime,
+        Option<String>,
+        bool,
+    );
+    let (id, email, email_key, name, signup_ip, created_at, updated_at, consent_note, inserted): Row =
+        InsertNewSignup(signup).get_result(conn)?;
+    let subscriber = Subscriber {
+        id,
+        email,
+        email_key,
+        name,
+        signup_ip,
+        created_at,
+        updated_at,
+        consent_note,
+    };
+    Ok((subscriber, inserted))
 }
 
 /// What a signup of a known address changes, decided after its subscriber row was locked.
@@ -160,8 +200,21 @@ pub struct KnownSignup<'a> {
     pub add: &'a [i64],
     /// Now.
     pub now: NaiveDateTime,
-    /// The confirmation to send, replacing any unused token; `None` when throttled.
-    pub confirmation: Option<Confirmation<'a>>,
+    /// When the confirmation may go out.
+    pub limits: Limits,
+    /// The confirmation to send, replacing any unused token, unless the limits say not now.
+    pub confirmation: Confirmation<'a>,
+}
+
+/// The per-address limits on confirmation emails, as the queue's rows show them.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Emails queued after this count towards the day's cap.
+    pub counted_since: NaiveDateTime,
+    /// The cap.
+    pub per_day: i64,
+    /// The latest email must be from before this.
+    pub last_sent_before: NaiveDateTime,
 }
 
 /// A confirmation email and the token its link carries.
@@ -185,14 +238,17 @@ pub struct Confirmation<'a> {
     pub message_id: &'a str,
 }
 
-/// Writes a known address's signup: one statement on PostgreSQL, one per change on SQLite.
-pub fn write_known(conn: &mut DbConnection, signup: &KnownSignup<'_>) -> QueryResult<()> {
+/// Writes a known address's signup: one statement on PostgreSQL, one per step on SQLite.
+/// True when the confirmation was queued, false when the limits held it back.
+pub fn write_known(conn: &mut DbConnection, signup: &KnownSignup<'_>) -> QueryResult<bool> {
     if let DbConnection::Pg(pg) = conn {
-        return WriteKnownSignup(&KnownBinds::of(signup))
-            .execute(pg)
-            .map(|_| ());
+        return WriteKnownSignup(&KnownBinds::of(signup)).get_result(pg);
     }
     let id = signup.subscriber_id;
+    let limits = signup.limits;
+    let (sent_today, latest) =
+        outbound::recent_for_subscriber(conn, id, EmailKind::Confirmation, limits.counted_since)?;
+    let send = sent_today < limits.per_day && latest.is_none_or(|at| at <= limits.last_sent_before);
     if let Some((name, ip)) = signup.details {
         subscribers::update_details(conn, id, name, ip)?;
     }
@@ -202,7 +258,8 @@ pub fn write_known(conn: &mut DbConnection, signup: &KnownSignup<'_>) -> QueryRe
     for &newsletter in signup.add {
         subscribers::insert_pending(conn, id, newsletter, signup.now)?;
     }
-    if let Some(c) = &signup.confirmation {
+    if send {
+        let c = &signup.confirmation;
         confirmation_tokens::replace(conn, id, c.token_hash, signup.now, c.expires_at)?;
         outbound::enqueue(
             conn,
@@ -222,13 +279,20 @@ pub fn write_known(conn: &mut DbConnection, signup: &KnownSignup<'_>) -> QueryRe
             },
         )?;
     }
-    Ok(())
+    Ok(send)
 }
 
 /// [`write_known`]'s statement. Each part is switched off by an empty array or a false
-/// flag rather than left out, so the text is always the same and prepared once.
+/// flag rather than left out, so the text is always the same and prepared once. `send`
+/// applies the limits to the queue as it stands: the row lock taken before makes a
+/// concurrent signup of the address wait until this one has committed.
 const WRITE_KNOWN_SIGNUP: &str = "
-WITH details AS (
+WITH recent AS (
+    SELECT count(*) AS queued, max(created_at) AS latest FROM outbound_emails
+    WHERE subscriber_id = {} AND kind = {} AND created_at > {}
+), send AS (
+    SELECT queued < {} AND (latest IS NULL OR latest <= {}) AS yes FROM recent
+), details AS (
     UPDATE subscribers SET name = {}, signup_ip = {} WHERE id = {} AND {}
 ), reopened AS (
     UPDATE subscriptions SET status = {}, updated_at = {}
@@ -238,20 +302,19 @@ WITH details AS (
     SELECT {}, newsletter_id, {}, {}, {} FROM unnest({}::bigint[]) AS newsletter_id
 ), earlier_tokens AS (
     DELETE FROM confirmation_tokens
-    WHERE subscriber_id = {} AND consumed_at IS NULL AND {}
+    WHERE subscriber_id = {} AND consumed_at IS NULL AND (SELECT yes FROM send)
 ), token AS (
     INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at)
-    SELECT {}, {}, {}, {} WHERE {}
+    SELECT {}, {}, {}, {} FROM send WHERE yes
 ), queued AS (
     INSERT INTO outbound_emails (kind, subscriber_id, recipient_email, recipient_name, subject,
                                  body_text, body_html, message_id, status, next_attempt_at,
                                  created_at)
-    SELECT {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {} WHERE {}
+    SELECT {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {} FROM send WHERE yes
 )
-SELECT 1";
+SELECT yes FROM send";
 
-/// [`KnownSignup`] flattened into one value per bind, with harmless fillers for the
-/// parts switched off.
+/// [`KnownSignup`] flattened into one value per bind.
 struct KnownBinds<'a> {
     subscriber_id: i64,
     update_details: bool,
@@ -260,7 +323,7 @@ struct KnownBinds<'a> {
     reopen: &'a [i64],
     add: &'a [i64],
     now: NaiveDateTime,
-    send: bool,
+    limits: Limits,
     token_hash: &'a str,
     expires_at: NaiveDateTime,
     recipient_email: &'a str,
@@ -274,7 +337,7 @@ struct KnownBinds<'a> {
 impl<'a> KnownBinds<'a> {
     fn of(s: &KnownSignup<'a>) -> Self {
         let (name, signup_ip) = s.details.unwrap_or_default();
-        let c = s.confirmation.as_ref();
+        let c = &s.confirmation;
         Self {
             subscriber_id: s.subscriber_id,
             update_details: s.details.is_some(),
@@ -283,15 +346,15 @@ impl<'a> KnownBinds<'a> {
             reopen: s.reopen,
             add: s.add,
             now: s.now,
-            send: c.is_some(),
-            token_hash: c.map_or("", |c| c.token_hash),
-            expires_at: c.map_or(s.now, |c| c.expires_at),
-            recipient_email: c.map_or("", |c| c.recipient_email),
-            recipient_name: c.and_then(|c| c.recipient_name),
-            subject: c.map_or("", |c| c.subject),
-            body_text: c.map_or("", |c| c.body_text),
-            body_html: c.map_or("", |c| c.body_html),
-            message_id: c.map_or("", |c| c.message_id),
+            limits: s.limits,
+            token_hash: c.token_hash,
+            expires_at: c.expires_at,
+            recipient_email: c.recipient_email,
+            recipient_name: c.recipient_name,
+            subject: c.subject,
+            body_text: c.body_text,
+            body_html: c.body_html,
+            message_id: c.message_id,
         }
     }
 }
@@ -305,6 +368,10 @@ impl QueryId for WriteKnownSignup<'_, '_> {
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
+impl Query for WriteKnownSignup<'_, '_> {
+    type SqlType = Bool;
+}
+
 impl RunQueryDsl<PgConnection> for WriteKnownSignup<'_, '_> {}
 
 impl QueryFragment<Pg> for WriteKnownSignup<'_, '_> {
@@ -314,6 +381,16 @@ impl QueryFragment<Pg> for WriteKnownSignup<'_, '_> {
         let mut sql = |out: &mut AstPass<'_, 'b, Pg>| {
             out.push_sql(pieces.next().unwrap_or_default());
         };
+        sql(&mut out);
+        out.push_bind_param::<BigInt, _>(&s.subscriber_id)?;
+        sql(&mut out);
+        out.push_bind_param::<Text, _>(&CONFIRMATION)?;
+        sql(&mut out);
+        out.push_bind_param::<Timestamp, _>(&s.limits.counted_since)?;
+        sql(&mut out);
+        out.push_bind_param::<BigInt, _>(&s.limits.per_day)?;
+        sql(&mut out);
+        out.push_bind_param::<Timestamp, _>(&s.limits.last_sent_before)?;
         sql(&mut out);
         out.push_bind_param::<Nullable<Text>, _>(&s.name)?;
         sql(&mut out);
@@ -343,8 +420,6 @@ impl QueryFragment<Pg> for WriteKnownSignup<'_, '_> {
         sql(&mut out);
         out.push_bind_param::<BigInt, _>(&s.subscriber_id)?;
         sql(&mut out);
-        out.push_bind_param::<Bool, _>(&s.send)?;
-        sql(&mut out);
         out.push_bind_param::<Text, _>(&s.token_hash)?;
         sql(&mut out);
         out.push_bind_param::<BigInt, _>(&s.subscriber_id)?;
@@ -352,8 +427,6 @@ impl QueryFragment<Pg> for WriteKnownSignup<'_, '_> {
         out.push_bind_param::<Timestamp, _>(&s.now)?;
         sql(&mut out);
         out.push_bind_param::<Timestamp, _>(&s.expires_at)?;
-        sql(&mut out);
-        out.push_bind_param::<Bool, _>(&s.send)?;
         sql(&mut out);
         out.push_bind_param::<Text, _>(&CONFIRMATION)?;
         sql(&mut out);
@@ -377,8 +450,6 @@ impl QueryFragment<Pg> for WriteKnownSignup<'_, '_> {
         sql(&mut out);
         out.push_bind_param::<Timestamp, _>(&s.now)?;
         sql(&mut out);
-        out.push_bind_param::<Bool, _>(&s.send)?;
-        sql(&mut out);
         Ok(())
     }
 }
@@ -395,7 +466,7 @@ mod tests {
     }
 
     #[test]
-    fn the_known_signup_statement_has_a_place_for_each_of_its_32_binds() {
-        assert_eq!(WRITE_KNOWN_SIGNUP.matches("{}").count(), 32);
+    fn the_known_signup_statement_has_a_place_for_each_of_its_34_binds() {
+        assert_eq!(WRITE_KNOWN_SIGNUP.matches("{}").count(), 34);
     }
 }

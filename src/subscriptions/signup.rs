@@ -83,44 +83,9 @@ fn confirmation_email(
     })?)
 }
 
-/// On PostgreSQL, records a brand-new reader's signup in a single statement. `false`,
-/// with nothing written, when the address is known or on SQLite: then [`record`] does
-/// the work.
-pub fn record_new_reader(
-    conn: &mut DbConnection,
-    policy: &Policy,
-    prepared: &PreparedSignup,
-) -> Result<bool, ServiceError> {
-    let DbConnection::Pg(pg) = conn else {
-        return Ok(false);
-    };
-    let request = &prepared.request;
-    let now = db::now();
-    let email_key = request.email.key();
-    let inserted = db::signups::insert_new(
-        pg,
-        &db::signups::NewSignup {
-            email: request.email.as_str(),
-            email_key: &email_key,
-            name: request.name.as_ref().map(SubscriberName::as_str),
-            signup_ip: request.ip.as_deref(),
-            newsletter_ids: request.newsletters.iter().map(|n| n.id).collect(),
-            token_hash: &prepared.token_hash,
-            expires_at: now + policy.settings.confirmation_ttl,
-            subject: &prepared.email.subject,
-            body_text: &prepared.email.text,
-            body_html: &prepared.email.html,
-            message_id: &prepared.message_id,
-            now,
-        },
-    )?;
-    Ok(inserted.is_some())
-}
-
 /// Records a prepared signup; the caller provides the transaction. Concurrent signups of
 /// one address are serialised on the subscriber row, so they yield one subscriber and at
-/// most one email. On PostgreSQL it follows [`record_new_reader`], which has already
-/// inserted any new address, so only a known address reaches it there.
+/// most one email.
 pub fn record(
     conn: &mut DbConnection,
     policy: &Policy,
@@ -130,44 +95,70 @@ pub fn record(
     let now = db::now();
     let email_key = request.email.key();
     let name = request.name.as_ref().map(SubscriberName::as_str);
-    let new = match conn {
-        DbConnection::Pg(_) => None,
-        DbConnection::Sqlite(_) => subscribers::insert_if_absent(
-            conn,
-            &NewSubscriber {
-                email: request.email.as_str(),
-                email_key: &email_key,
-                name,
-                signup_ip: request.ip.as_deref(),
-                created_at: now,
-                updated_at: now,
-            },
-        )?,
-    };
-    if let Some(subscriber) = new {
-        // The common case, in four statements: nothing to look up for a new address.
-        for newsletter in &request.newsletters {
-            subscribers::insert_pending(conn, subscriber.id, newsletter.id, now)?;
+    let subscriber = match conn {
+        // One statement writes a new reader's every row, or locks a known reader's row.
+        DbConnection::Pg(pg) => {
+            let (subscriber, inserted) = db::signups::upsert(
+                pg,
+                &db::signups::NewSignup {
+                    email: request.email.as_str(),
+                    email_key: &email_key,
+                    name,
+                    signup_ip: request.ip.as_deref(),
+                    newsletter_ids: request.newsletters.iter().map(|n| n.id).collect(),
+                    token_hash: &prepared.token_hash,
+                    expires_at: now + policy.settings.confirmation_ttl,
+                    subject: &prepared.email.subject,
+                    body_text: &prepared.email.text,
+                    body_html: &prepared.email.html,
+                    message_id: &prepared.message_id,
+                    now,
+                },
+            )?;
+            if inserted {
+                return Ok(SignupOutcome::ConfirmationQueued);
+            }
+            subscriber
         }
-        queue_confirmation(conn, policy, prepared, &subscriber, &prepared.email, now)?;
-        return Ok(SignupOutcome::ConfirmationQueued);
-    }
-    record_known(conn, policy, prepared, &email_key, now)
+        DbConnection::Sqlite(_) => {
+            let new = subscribers::insert_if_absent(
+                conn,
+                &NewSubscriber {
+                    email: request.email.as_str(),
+                    email_key: &email_key,
+                    name,
+                    signup_ip: request.ip.as_deref(),
+                    created_at: now,
+                    updated_at: now,
+                },
+            )?;
+            if let Some(subscriber) = new {
+                // The common case, in four statements: nothing to look up for a new address.
+                for newsletter in &request.newsletters {
+                    subscribers::insert_pending(conn, subscriber.id, newsletter.id, now)?;
+                }
+                queue_confirmation(conn, policy, prepared, &subscriber, &prepared.email, now)?;
+                return Ok(SignupOutcome::ConfirmationQueued);
+            }
+            subscribers::lock_by_key(conn, &email_key, now)?
+        }
+    };
+    record_known(conn, policy, prepared, &subscriber, now)
 }
 
-/// A signup of an address already on the list: the subscriber row is locked and read,
-/// then every change is written at once ([`db::signups::write_known`]). So a known
-/// address costs a few round trips more than a new one, not a dozen: its answer must not
+/// A signup of an address already on the list, whose subscriber row is locked: its
+/// subscriptions are read, then every change is written at once
+/// ([`db::signups::write_known`], which also applies the per-address limits). So a known
+/// address costs two round trips more than a new one, not a dozen: its answer must not
 /// take measurably longer, or the timing would tell who is on the list.
 fn record_known(
     conn: &mut DbConnection,
     policy: &Policy,
     prepared: &PreparedSignup,
-    email_key: &str,
+    subscriber: &subscribers::Subscriber,
     now: NaiveDateTime,
 ) -> Result<SignupOutcome, ServiceError> {
     let request = &prepared.request;
-    let subscriber = subscribers::lock_by_key(conn, email_key, now)?;
     let existing = subscribers::subscriptions_of(conn, subscriber.id)?;
 
     let mut reopen = Vec::new();
@@ -197,20 +188,9 @@ fn record_known(
             request.ip.as_deref(),
         )
     });
-    // The earlier email's link stays valid when throttled: replacing the token without
-    // sending a new one would leave the reader with a dead link.
-    let throttled = throttled(conn, policy, subscriber.id, now)?;
-    let email = if throttled {
-        None
-    } else {
-        Some(pending_confirmation(
-            conn, policy, prepared, &existing, &reopen, &add,
-        )?)
-    };
-    let email = email
-        .as_ref()
-        .map(|email| email.as_ref().unwrap_or(&prepared.email));
-    db::signups::write_known(
+    let rendered = pending_confirmation(conn, policy, prepared, &existing, &reopen, &add)?;
+    let email = rendered.as_ref().unwrap_or(&prepared.email);
+    let sent = db::signups::write_known(
         conn,
         &db::signups::KnownSignup {
             subscriber_id: subscriber.id,
@@ -218,7 +198,8 @@ fn record_known(
             reopen: &reopen,
             add: &add,
             now,
-            confirmation: email.map(|email| db::signups::Confirmation {
+            limits: limits(policy, now),
+            confirmation: db::signups::Confirmation {
                 token_hash: &prepared.token_hash,
                 expires_at: now + policy.settings.confirmation_ttl,
                 recipient_email: &subscriber.email,
@@ -227,13 +208,15 @@ fn record_known(
                 body_text: &email.text,
                 body_html: &email.html,
                 message_id: &prepared.message_id,
-            }),
+            },
         },
     )?;
-    Ok(if throttled {
-        SignupOutcome::Throttled
-    } else {
+    // When throttled the earlier email's link stays valid: replacing the token without
+    // sending a new one would leave the reader with a dead link.
+    Ok(if sent {
         SignupOutcome::ConfirmationQueued
+    } else {
+        SignupOutcome::Throttled
     })
 }
 
@@ -305,17 +288,10 @@ fn queue_confirmation(
 
 /// At most one confirmation email per address per resend interval, and a daily cap, so
 /// the form cannot be used to flood someone's inbox.
-fn throttled(
-    conn: &mut DbConnection,
-    policy: &Policy,
-    subscriber_id: i64,
-    now: NaiveDateTime,
-) -> Result<bool, ServiceError> {
-    let day_ago = now - chrono::Duration::hours(24);
-    let (sent_today, latest) =
-        outbound::recent_for_subscriber(conn, subscriber_id, EmailKind::Confirmation, day_ago)?;
-    if sent_today >= i64::from(policy.settings.confirmations_per_day) {
-        return Ok(true);
+fn limits(policy: &Policy, now: NaiveDateTime) -> db::signups::Limits {
+    db::signups::Limits {
+        counted_since: now - chrono::Duration::hours(24),
+        per_day: i64::from(policy.settings.confirmations_per_day),
+        last_sent_before: now - policy.settings.confirmation_resend_interval,
     }
-    Ok(latest.is_some_and(|at| now < at + policy.settings.confirmation_resend_interval))
 }
