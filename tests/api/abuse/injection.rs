@@ -5,7 +5,9 @@
 //! the console and a feed import. A refused input must leave nothing behind; an accepted
 //! one must reach the SMTP server without adding a header line or an SMTP command.
 
-use std::collections::{BTreeSet, HashMap};
+mod inspect;
+
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveDateTime};
@@ -14,7 +16,8 @@ use spacedigest::db::schema::stories;
 use crate::console::Browser;
 use crate::digest::{add_confirmed_readers, cli};
 use crate::helpers::{TestApp, spawn_app, urlencode};
-use crate::smtp_server::{CommandLine, ReceivedMessage};
+use crate::smtp_server::ReceivedMessage;
+use inspect::{header_problems, injected_commands, kind_of};
 
 /// What an injected header would be called; no real header of ours starts so.
 const INJECTED: &str = "X-Injected";
@@ -75,162 +78,6 @@ fn hostile_addresses() -> Vec<String> {
         .map(str::to_owned),
     );
     addresses
-}
-
-/// Headers each kind of email carries, and no others.
-fn expected_headers(kind: &str) -> BTreeSet<String> {
-    let common = [
-        "From",
-        "To",
-        "Subject",
-        "Message-ID",
-        "Date",
-        "MIME-Version",
-        "Content-Type",
-    ];
-    let extra: &[&str] = match kind {
-        "confirmation" => &[],
-        "welcome" => &["List-Unsubscribe", "List-Unsubscribe-Post"],
-        // The pre-encoded body's own declaration (7bit: it is quoted-printable inside).
-        "digest" => &[
-            "List-Id",
-            "List-Unsubscribe",
-            "List-Unsubscribe-Post",
-            "Content-Transfer-Encoding",
-        ],
-        other => panic!("unknown kind {other}"),
-    };
-    common
-        .iter()
-        .chain(extra)
-        .map(|h| h.to_ascii_lowercase())
-        .collect()
-}
-
-fn kind_of(message: &ReceivedMessage) -> &'static str {
-    let subject = message.subject();
-    if subject.starts_with("Confirm your subscription") {
-        "confirmation"
-    } else if subject.starts_with("You're subscribed") {
-        "welcome"
-    } else {
-        "digest"
-    }
-}
-
-/// Problems with one message's header block, one line each.
-fn header_problems(message: &ReceivedMessage) -> Vec<String> {
-    let mut problems = Vec::new();
-    let kind = kind_of(message);
-    let lines = message.raw_header_lines();
-    let names: Vec<String> = lines
-        .iter()
-        .map(|line| {
-            line.split_once(':')
-                .map_or(line.as_str(), |(name, _)| name)
-                .to_ascii_lowercase()
-        })
-        .collect();
-    let set: BTreeSet<String> = names.iter().cloned().collect();
-    let expected = expected_headers(kind);
-    for extra in set.difference(&expected) {
-        problems.push(format!("{kind}: extra header {extra:?}"));
-    }
-    for missing in expected.difference(&set) {
-        problems.push(format!("{kind}: missing header {missing:?}"));
-    }
-    if names.len() != set.len() {
-        problems.push(format!("{kind}: a header appears twice: {names:?}"));
-    }
-    // Every line of the header block that starts a field (continuation lines start with
-    // folding whitespace): none may begin with what followed a line break in the input.
-    let text = String::from_utf8_lossy(&message.data);
-    let head = text.split("\r\n\r\n").next().unwrap_or_default();
-    for line in head.split('\n') {
-        let line = line.trim_end_matches('\r');
-        if line
-            .to_ascii_lowercase()
-            .starts_with(&INJECTED.to_ascii_lowercase())
-        {
-            problems.push(format!(
-                "{kind}: a header line starts with the input: {line:?}"
-            ));
-        }
-    }
-    if head.contains('\r') && head.replace("\r\n", "").contains('\r') {
-        problems.push(format!("{kind}: a bare CR in the header block"));
-    }
-    if head.replace("\r\n", "").contains('\n') {
-        problems.push(format!("{kind}: a bare LF in the header block"));
-    }
-    // Decoded, as a mail client shows them.
-    for name in &set {
-        for value in message.header_all(name) {
-            if value.contains(['\r', '\n', '\u{2028}', '\u{2029}', '\u{85}']) {
-                problems.push(format!("{kind}: {name} decodes to a line break: {value:?}"));
-            }
-        }
-    }
-    problems
-}
-
-/// Command lines that are not part of the expected conversation: per connection EHLO,
-/// then for each message MAIL FROM our sender, RCPT TO one known reader, DATA; RSET, NOOP
-/// and QUIT anywhere.
-fn injected_commands(
-    commands: &[CommandLine],
-    sender: &str,
-    readers: &BTreeSet<String>,
-) -> Vec<String> {
-    let mut by_connection: HashMap<usize, Vec<&CommandLine>> = HashMap::new();
-    for command in commands {
-        by_connection
-            .entry(command.connection)
-            .or_default()
-            .push(command);
-    }
-    let mut injected = Vec::new();
-    for (connection, lines) in by_connection {
-        let mut greeted = false;
-        // 0: between messages, 1: after MAIL, 2: after RCPT.
-        let mut state = 0;
-        for line in lines {
-            let verb = line.verb();
-            let argument = line.line.split_once(':').map(|(_, a)| a.trim());
-            let address =
-                argument.map(|a| a.trim_start_matches('<').split('>').next().unwrap_or(""));
-            let ok = match verb.as_str() {
-                "EHLO" if state == 0 => {
-                    greeted = true;
-                    true
-                }
-                "MAIL" if greeted && state == 0 && address == Some(sender) => {
-                    state = 1;
-                    true
-                }
-                "RCPT"
-                    if state == 1
-                        && address.is_some_and(|a| readers.contains(&a.to_ascii_lowercase())) =>
-                {
-                    state = 2;
-                    true
-                }
-                "DATA" if state == 2 => {
-                    state = 0;
-                    true
-                }
-                "RSET" | "NOOP" | "QUIT" => {
-                    state = 0;
-                    true
-                }
-                _ => false,
-            };
-            if !ok {
-                injected.push(format!("connection {connection}: {:?}", line.line));
-            }
-        }
-    }
-    injected
 }
 
 fn form_body(email: &str, name: &str) -> String {
