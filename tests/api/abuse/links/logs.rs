@@ -335,8 +335,9 @@ async fn no_token_password_session_id_or_address_reaches_the_logs() {
 
     // Stopped as systemd would, so everything it logs on the way out is in.
     let pid = serve.id().expect("serve is running").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
+    // The shell's own `kill`, so no procps is needed.
+    let killed = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -TERM {pid}")])
         .status()
         .unwrap();
     assert!(killed.success());
