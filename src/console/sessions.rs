@@ -1,12 +1,14 @@
 //! Console sessions: a random id in an `HttpOnly`, `SameSite=Strict` cookie, stored only
-//! as its SHA-256, with a CSRF token of its own. Logout deletes the row, so the cookie
-//! stops working everywhere at once.
+//! as its SHA-256, with a CSRF token derived from the id and stored nowhere. Logout
+//! deletes the row, so the cookie stops working everywhere at once.
 
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::NaiveDateTime;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::db::operators::{self, Operator, Session};
@@ -40,7 +42,6 @@ pub fn start(
     let session = Session {
         id_hash: hash_token(&cookie_value),
         operator_id,
-        csrf_token: new_token(),
         created_at: now,
         last_seen_at: now,
         ip,
@@ -100,9 +101,15 @@ pub fn resume(
     Ok(Some((session, operator)))
 }
 
-/// True when `offered` is the session's CSRF token (compared in constant time).
-pub fn csrf_matches(session: &Session, offered: &str) -> bool {
-    !offered.is_empty() && bool::from(session.csrf_token.as_bytes().ct_eq(offered.as_bytes()))
+/// The CSRF token of the session whose cookie holds `cookie_value`: an HMAC keyed with
+/// the session id, so it is the same on every page of a session, differs between
+/// sessions, and is stored nowhere. The database holds only the id's hash, from which it
+/// cannot be computed, and the token does not reveal the id.
+pub fn csrf_token(cookie_value: &str) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(cookie_value.as_bytes()).expect("HMAC takes any key size");
+    mac.update(b"spacedigest/console-csrf/v1");
+    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
 }
 
 /// True when two tokens are equal (constant time) and not empty.

@@ -100,8 +100,6 @@ pub struct Session {
     pub id_hash: String,
     /// Whose session.
     pub operator_id: i64,
-    /// The token every state-changing form must carry.
-    pub csrf_token: String,
     /// Login time.
     pub created_at: NaiveDateTime,
     /// Last request.
@@ -116,7 +114,6 @@ pub fn insert_session(conn: &mut DbConnection, session: &Session) -> QueryResult
         .values((
             operator_sessions::id_hash.eq(&session.id_hash),
             operator_sessions::operator_id.eq(session.operator_id),
-            operator_sessions::csrf_token.eq(&session.csrf_token),
             operator_sessions::created_at.eq(session.created_at),
             operator_sessions::last_seen_at.eq(session.last_seen_at),
             operator_sessions::ip.eq(session.ip.as_deref()),

@@ -206,8 +206,8 @@ fn skip_departed_readers(
         .collect())
 }
 
-/// Records the server's acceptance. The bodies are dropped: they may hold single-use
-/// links, and the row stays only as a record.
+/// Records the server's acceptance. The bodies and the `List-Unsubscribe` link are
+/// dropped: they hold single-use and unsubscribe links, and the row stays only as a record.
 pub fn mark_sent(conn: &mut DbConnection, ids: &[i64], now: NaiveDateTime) -> QueryResult<()> {
     diesel::update(
         outbound_emails::table
@@ -219,6 +219,7 @@ pub fn mark_sent(conn: &mut DbConnection, ids: &[i64], now: NaiveDateTime) -> Qu
         outbound_emails::finished_at.eq(now),
         outbound_emails::body_text.eq(""),
         outbound_emails::body_html.eq(""),
+        outbound_emails::list_unsubscribe.eq(None::<String>),
         outbound_emails::last_error.eq(None::<String>),
     ))
     .execute(conn)?;
@@ -298,6 +299,7 @@ pub fn mark_failed(
         outbound_emails::last_error.eq(error),
         outbound_emails::body_text.eq(""),
         outbound_emails::body_html.eq(""),
+        outbound_emails::list_unsubscribe.eq(None::<String>),
     ))
     .execute(conn)?;
     Ok(())

@@ -140,7 +140,6 @@ diesel::table! {
     operator_sessions (id_hash) {
         id_hash -> Text,
         operator_id -> BigInt,
-        csrf_token -> Text,
         created_at -> Timestamp,
         last_seen_at -> Timestamp,
         ip -> Nullable<Text>,

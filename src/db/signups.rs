@@ -1,18 +1,24 @@
-//! A brand-new reader's signup on PostgreSQL in one statement.
+//! A signup's writes on PostgreSQL in one statement each.
 //!
-//! The subscriber, their pending subscriptions, the confirmation token and the queued
-//! confirmation email go in through data-modifying CTEs: one round trip instead of six. When the address is already known nothing is written and
-//! `None` comes back; the caller then takes the general path. SQLite has no
-//! data-modifying CTEs; there the general path is cheap, as it runs in-process.
+//! A brand-new reader's subscriber, pending subscriptions, confirmation token and queued
+//! confirmation email go in through data-modifying CTEs: one round trip instead of six.
+//! When the address is already known the same statement locks its subscriber row
+//! instead; the caller reads its subscriptions, and [`write_known`] writes what it decided,
+//! limits applied, again in one round trip. SQLite has no data-modifying CTEs; there each
+//! step is its own statement, which is cheap, as it runs in-process.
 
 use chrono::NaiveDateTime;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp};
 
 use super::outbound::{EmailKind, status};
-use super::subscribers::Status;
+use super::subscribers::{Status, Subscriber};
+
+mod known;
+
+pub use known::{Confirmation, KnownSignup, Limits, write_known};
 
 /// Everything a new reader's signup writes.
 #[derive(Debug)]
@@ -46,26 +52,32 @@ pub struct NewSignup<'a> {
 /// The statement, with `{}` where each bind goes. Built as a query fragment rather than
 /// `sql_query` so that diesel prepares it once per connection: PostgreSQL would otherwise
 /// parse and plan four inserts for every signup.
+///
+/// A known address's row is updated (`updated_at`) rather than skipped, which takes its
+/// row lock: concurrent signups of one address then wait for each other, and the caller's
+/// next statements, with snapshots taken after the lock, see what the earlier one wrote.
 const INSERT_NEW_SIGNUP: &str = "
-WITH new_subscriber AS (
+WITH subscriber AS (
     INSERT INTO subscribers (email, email_key, name, signup_ip, created_at, updated_at)
     VALUES ({}, {}, {}, {}, {}, {})
-    ON CONFLICT (email_key) DO NOTHING
-    RETURNING id, email, name
+    ON CONFLICT (email_key) DO UPDATE SET updated_at = EXCLUDED.updated_at
+    RETURNING id, email, email_key, name, signup_ip, created_at, updated_at, consent_note,
+              xmax = 0 AS inserted
 ), added AS (
     INSERT INTO subscriptions (subscriber_id, newsletter_id, status, created_at, updated_at)
-    SELECT new_subscriber.id, newsletter_id, {}, {}, {}
-    FROM new_subscriber, unnest({}::bigint[]) AS newsletter_id
+    SELECT subscriber.id, newsletter_id, {}, {}, {}
+    FROM subscriber, unnest({}::bigint[]) AS newsletter_id WHERE subscriber.inserted
 ), token AS (
     INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at)
-    SELECT {}, id, {}, {} FROM new_subscriber
+    SELECT {}, id, {}, {} FROM subscriber WHERE inserted
 ), queued AS (
     INSERT INTO outbound_emails (kind, subscriber_id, recipient_email, recipient_name, subject,
                                  body_text, body_html, message_id, status, next_attempt_at,
                                  created_at)
-    SELECT {}, id, email, name, {}, {}, {}, {}, {}, {}, {} FROM new_subscriber
+    SELECT {}, id, email, name, {}, {}, {}, {}, {}, {}, {} FROM subscriber WHERE inserted
 )
-SELECT id FROM new_subscriber";
+SELECT id, email, email_key, name, signup_ip, created_at, updated_at, consent_note, inserted
+FROM subscriber";
 
 /// [`INSERT_NEW_SIGNUP`] with its binds.
 struct InsertNewSignup<'s, 'a>(&'s NewSignup<'a>);
@@ -77,7 +89,17 @@ impl QueryId for InsertNewSignup<'_, '_> {
 }
 
 impl Query for InsertNewSignup<'_, '_> {
-    type SqlType = BigInt;
+    type SqlType = (
+        BigInt,
+        Text,
+        Text,
+        Nullable<Text>,
+        Nullable<Text>,
+        Timestamp,
+        Timestamp,
+        Nullable<Text>,
+        Bool,
+    );
 }
 
 impl RunQueryDsl<PgConnection> for InsertNewSignup<'_, '_> {}
@@ -139,9 +161,33 @@ impl QueryFragment<Pg> for InsertNewSignup<'_, '_> {
 const PENDING_SUBSCRIPTION: &str = Status::Pending.as_str();
 const CONFIRMATION: &str = EmailKind::Confirmation.as_str();
 
-/// Writes a new reader's signup; `None` (and nothing written) if the address is known.
-pub fn insert_new(conn: &mut PgConnection, signup: &NewSignup<'_>) -> QueryResult<Option<i64>> {
-    InsertNewSignup(signup).get_result(conn).optional()
+/// Writes a new reader's signup, or locks the subscriber row of a known address (and
+/// writes nothing else): the subscriber, and whether it is new.
+pub fn upsert(conn: &mut PgConnection, signup: &NewSignup<'_>) -> QueryResult<(Subscriber, bool)> {
+    type Row = (
+        i64,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        NaiveDateTime,
+        NaiveDateTime,
+        Option<String>,
+        bool,
+    );
+    let (id, email, email_key, name, signup_ip, created_at, updated_at, consent_note, inserted): Row =
+        InsertNewSignup(signup).get_result(conn)?;
+    let subscriber = Subscriber {
+        id,
+        email,
+        email_key,
+        name,
+        signup_ip,
+        created_at,
+        updated_at,
+        consent_note,
+    };
+    Ok((subscriber, inserted))
 }
 
 #[cfg(test)]

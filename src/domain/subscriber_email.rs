@@ -56,6 +56,15 @@ impl SubscriberEmail {
             return Err(EmailError::TooLong);
         }
         let (local, domain) = trimmed.rsplit_once('@').ok_or(EmailError::InvalidSyntax)?;
+        // RFC 2047 forbids decoding an encoded-word in an address, but mail clients do
+        // (mail-parser shows "=?utf-8?q?=0D=0A?=@example.com" as a line break and an
+        // empty address). No real mailbox is spelled so.
+        if local
+            .find("=?")
+            .is_some_and(|start| local[start + 2..].contains("?="))
+        {
+            return Err(EmailError::InvalidSyntax);
+        }
         let domain = normalise_domain(domain);
         let normalised = format!("{local}@{domain}");
         // Unicode lower-casing can change the byte length, so check the stored form too.
@@ -345,10 +354,13 @@ mod tests {
     }
 
     #[test]
-    fn encoded_word_local_part_is_kept_verbatim() {
-        // Both libraries accept it: `=?...?=` is legal atext. It stays literal text,
-        // since RFC 2047 forbids decoding encoded-words inside an addr-spec.
-        assert_eq!(ok("=?utf-8?q?a=0D=0A?=@b.com"), "=?utf-8?q?a=0D=0A?=@b.com");
+    fn encoded_word_local_part_is_refused() {
+        // Both libraries accept it (`=?...?=` is legal atext), but mail clients decode it
+        // in the To header despite RFC 2047, into a line break.
+        assert_eq!(err("=?utf-8?q?a=0D=0A?=@b.com"), EmailError::InvalidSyntax);
+        assert_eq!(err("x=?utf-8?b?DQo=?=@b.com"), EmailError::InvalidSyntax);
+        // An '=' and a '?' apart are still fine.
+        assert_eq!(ok("a=b?c@b.com"), "a=b?c@b.com");
     }
 
     #[test]

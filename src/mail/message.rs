@@ -32,7 +32,10 @@ impl Header for ListUnsubscribe {
 
 /// `List-Id` (RFC 2919): lets mail clients group and filter a newsletter.
 #[derive(Debug, Clone)]
-struct ListId(String);
+struct ListId {
+    title: String,
+    id: String,
+}
 
 impl Header for ListId {
     fn name() -> HeaderName {
@@ -40,12 +43,86 @@ impl Header for ListId {
     }
 
     fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let (title, id) = s.rsplit_once('<').unwrap_or(("", s));
+        Ok(Self {
+            title: title.trim().to_owned(),
+            id: id.trim_end_matches('>').to_owned(),
+        })
+    }
+
+    fn display(&self) -> HeaderValue {
+        let raw = format!("{} <{}>", self.title, self.id);
+        if looks_encoded(&self.title) {
+            let encoded = format!("{} <{}>", encoded_words(&self.title), self.id);
+            return HeaderValue::dangerous_new_pre_encoded(Self::name(), raw, encoded);
+        }
+        HeaderValue::new(Self::name(), raw)
+    }
+}
+
+/// `Subject`, which carries story titles from feeds.
+///
+/// lettre writes ASCII words as they are, so a title holding the text of an
+/// encoded-word such as `=?utf-8?q?=0D=0A?=` would reach the reader as a line break in
+/// the Subject. Such a subject is encoded whole, so that it reads as the literal text.
+#[derive(Debug, Clone)]
+struct SubjectLine(String);
+
+impl Header for SubjectLine {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Subject")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         Ok(Self(s.to_owned()))
     }
 
     fn display(&self) -> HeaderValue {
+        if looks_encoded(&self.0) {
+            return HeaderValue::dangerous_new_pre_encoded(
+                Self::name(),
+                self.0.clone(),
+                encoded_words(&self.0),
+            );
+        }
         HeaderValue::new(Self::name(), self.0.clone())
     }
+}
+
+fn is_line_break(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// True when a decoder could take part of `text` for an RFC 2047 encoded-word.
+fn looks_encoded(text: &str) -> bool {
+    text.find("=?")
+        .is_some_and(|start| text[start + 2..].contains("?="))
+}
+
+/// Bytes of text per encoded-word: 52 characters of base64, so that with the
+/// `=?utf-8?b?` and `?=` around it a line stays within RFC 2047's 76 characters, the
+/// header's name included.
+const ENCODED_WORD_BYTES: usize = 39;
+
+/// `text` as RFC 2047 base64 encoded-words, one per folded line: decoding gives back
+/// exactly `text` (whitespace between encoded-words is dropped by decoders).
+fn encoded_words(text: &str) -> String {
+    use base64::Engine;
+    let mut words = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(ENCODED_WORD_BYTES);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (word, tail) = rest.split_at(end);
+        words.push(format!(
+            "=?utf-8?b?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(word)
+        ));
+        rest = tail;
+    }
+    words.join("\r\n ")
 }
 
 /// `List-Unsubscribe-Post` (RFC 8058): tells mailbox providers a POST unsubscribes at once.
@@ -94,15 +171,19 @@ impl Envelope<'_> {
     fn builder(&self) -> Result<MessageBuilder, String> {
         let address = lettre::Address::from_str(self.recipient_email)
             .map_err(|e| format!("invalid recipient address: {e}"))?;
-        let to = Mailbox::new(self.recipient_name.map(str::to_owned), address);
+        // Names are checked at signup, but rows from older versions or imports may hold a
+        // Unicode line separator, which some clients show as a break in the To line.
+        let name = self
+            .recipient_name
+            .map(|name| name.split(is_line_break).collect::<Vec<_>>().join(" "));
         let mut builder = Message::builder()
             .from(self.from.clone())
-            .to(to)
-            .subject(self.subject)
+            .to(Mailbox::new(name, address))
+            .header(SubjectLine(self.subject.to_owned()))
             .message_id(Some(format!("<{}>", self.message_id)))
             .date_now();
         if let Some(list_id) = self.list_id {
-            builder = builder.header(ListId(list_id.to_owned()));
+            builder = builder.header(ListId::parse(list_id).map_err(|e| e.to_string())?);
         }
         if let Some(url) = self.list_unsubscribe {
             builder = builder
@@ -305,5 +386,36 @@ mod tests {
         assert_eq!(parts[0], expected_text);
         assert_eq!(parts[1], html.replace("LINK", &link));
         assert_eq!(outgoing.envelope.to()[0].to_string(), "reader@example.com");
+    }
+
+    #[test]
+    fn text_that_looks_like_an_encoded_word_reads_as_itself() {
+        let from: Mailbox = "Space Daily <news@example.com>".parse().unwrap();
+        let subject = format!(
+            "Space Daily — today: =?utf-8?q?=0D=0ABcc:_x@y.example?= {}",
+            "é and long words ".repeat(8)
+        );
+        let envelope = Envelope {
+            from: &from,
+            recipient_email: "reader@example.com",
+            recipient_name: Some("Ada\u{2028}Bcc: x@y.example"),
+            subject: &subject,
+            message_id: "id@example.com",
+            list_id: Some("=?utf-8?b?DQo=?= <space-daily.example.com>"),
+            list_unsubscribe: None,
+        };
+        let body = PreparedBody::new("text", "<p>html</p>", "LINK");
+        let outgoing = build_prepared(&envelope, &body, "https://example.com/u").unwrap();
+        let raw = String::from_utf8(outgoing.bytes.clone()).unwrap();
+        let (head, _) = raw.split_once("\r\n\r\n").unwrap();
+        assert!(head.lines().all(|line| line.len() <= 78), "{head}");
+        let parsed = mail_parser::MessageParser::default()
+            .parse(outgoing.bytes.as_slice())
+            .unwrap();
+        assert_eq!(parsed.subject(), Some(subject.as_str()));
+        let to = parsed.to().unwrap().first().unwrap();
+        assert_eq!(to.name(), Some("Ada Bcc: x@y.example"));
+        let list_id = parsed.header_raw("List-Id").unwrap();
+        assert!(!list_id.contains("=?utf-8?b?DQo=?="), "{list_id}");
     }
 }

@@ -465,10 +465,6 @@ pub fn import(
                 match mode {
                     ImportMode::Confirm => {
                         let outcome = match prepared.get(&row.line) {
-                            // A new reader in one statement on PostgreSQL.
-                            Some(signup) if signup::record_new_reader(conn, policy, signup)? => {
-                                SignupOutcome::ConfirmationQueued
-                            }
                             Some(signup) => signup::record(conn, policy, signup)?,
                             // Unsubscribed or erased since the read before the lock.
                             None => signup::record(conn, policy, &prepare(row)?)?,

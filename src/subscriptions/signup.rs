@@ -6,7 +6,7 @@ use super::{Policy, ServiceError};
 use crate::db::newsletters::Newsletter;
 use crate::db::outbound::{self, EmailKind, NewOutboundEmail};
 use crate::db::subscribers::{self, NewSubscriber, Status};
-use crate::db::{self, DbConnection, confirmation_tokens};
+use crate::db::{self, DbConnection, confirmation_tokens, newsletters};
 use crate::domain::{SubscriberEmail, SubscriberName};
 use crate::mail::templates::ConfirmationEmail;
 use crate::mail::{RenderedEmail, new_message_id};
@@ -83,40 +83,6 @@ fn confirmation_email(
     })?)
 }
 
-/// On PostgreSQL, records a brand-new reader's signup in a single statement. `false`,
-/// with nothing written, when the address is known or on SQLite: then [`record`] does
-/// the work.
-pub fn record_new_reader(
-    conn: &mut DbConnection,
-    policy: &Policy,
-    prepared: &PreparedSignup,
-) -> Result<bool, ServiceError> {
-    let DbConnection::Pg(pg) = conn else {
-        return Ok(false);
-    };
-    let request = &prepared.request;
-    let now = db::now();
-    let email_key = request.email.key();
-    let inserted = db::signups::insert_new(
-        pg,
-        &db::signups::NewSignup {
-            email: request.email.as_str(),
-            email_key: &email_key,
-            name: request.name.as_ref().map(SubscriberName::as_str),
-            signup_ip: request.ip.as_deref(),
-            newsletter_ids: request.newsletters.iter().map(|n| n.id).collect(),
-            token_hash: &prepared.token_hash,
-            expires_at: now + policy.settings.confirmation_ttl,
-            subject: &prepared.email.subject,
-            body_text: &prepared.email.text,
-            body_html: &prepared.email.html,
-            message_id: &prepared.message_id,
-            now,
-        },
-    )?;
-    Ok(inserted.is_some())
-}
-
 /// Records a prepared signup; the caller provides the transaction. Concurrent signups of
 /// one address are serialised on the subscriber row, so they yield one subscriber and at
 /// most one email.
@@ -129,51 +95,83 @@ pub fn record(
     let now = db::now();
     let email_key = request.email.key();
     let name = request.name.as_ref().map(SubscriberName::as_str);
-    let new = subscribers::insert_if_absent(
-        conn,
-        &NewSubscriber {
-            email: request.email.as_str(),
-            email_key: &email_key,
-            name,
-            signup_ip: request.ip.as_deref(),
-            created_at: now,
-            updated_at: now,
-        },
-    )?;
-    if let Some(subscriber) = new {
-        // The common case, in four statements: nothing to look up for a new address.
-        for newsletter in &request.newsletters {
-            subscribers::insert_pending(conn, subscriber.id, newsletter.id, now)?;
+    let subscriber = match conn {
+        // One statement writes a new reader's every row, or locks a known reader's row.
+        DbConnection::Pg(pg) => {
+            let (subscriber, inserted) = db::signups::upsert(
+                pg,
+                &db::signups::NewSignup {
+                    email: request.email.as_str(),
+                    email_key: &email_key,
+                    name,
+                    signup_ip: request.ip.as_deref(),
+                    newsletter_ids: request.newsletters.iter().map(|n| n.id).collect(),
+                    token_hash: &prepared.token_hash,
+                    expires_at: now + policy.settings.confirmation_ttl,
+                    subject: &prepared.email.subject,
+                    body_text: &prepared.email.text,
+                    body_html: &prepared.email.html,
+                    message_id: &prepared.message_id,
+                    now,
+                },
+            )?;
+            if inserted {
+                return Ok(SignupOutcome::ConfirmationQueued);
+            }
+            subscriber
         }
-        queue_confirmation(
-            conn,
-            policy,
-            prepared,
-            &subscriber,
-            &prepared.email,
-            now,
-            false,
-        )?;
-        return Ok(SignupOutcome::ConfirmationQueued);
-    }
+        DbConnection::Sqlite(_) => {
+            let new = subscribers::insert_if_absent(
+                conn,
+                &NewSubscriber {
+                    email: request.email.as_str(),
+                    email_key: &email_key,
+                    name,
+                    signup_ip: request.ip.as_deref(),
+                    created_at: now,
+                    updated_at: now,
+                },
+            )?;
+            if let Some(subscriber) = new {
+                // The common case, in four statements: nothing to look up for a new address.
+                for newsletter in &request.newsletters {
+                    subscribers::insert_pending(conn, subscriber.id, newsletter.id, now)?;
+                }
+                queue_confirmation(conn, policy, prepared, &subscriber, &prepared.email, now)?;
+                return Ok(SignupOutcome::ConfirmationQueued);
+            }
+            subscribers::lock_by_key(conn, &email_key, now)?
+        }
+    };
+    record_known(conn, policy, prepared, &subscriber, now)
+}
 
-    let subscriber = subscribers::lock_by_key(conn, &email_key, now)?;
+/// A signup of an address already on the list, whose subscriber row is locked: its
+/// subscriptions are read, then every change is written at once
+/// ([`db::signups::write_known`], which also applies the per-address limits). So a known
+/// address costs two round trips more than a new one, not a dozen: its answer must not
+/// take measurably longer, or the timing would tell who is on the list.
+fn record_known(
+    conn: &mut DbConnection,
+    policy: &Policy,
+    prepared: &PreparedSignup,
+    subscriber: &subscribers::Subscriber,
+    now: NaiveDateTime,
+) -> Result<SignupOutcome, ServiceError> {
+    let request = &prepared.request;
     let existing = subscribers::subscriptions_of(conn, subscriber.id)?;
 
-    // Someone who knows an address must not be able to rename a confirmed reader.
-    if !existing.iter().any(|s| s.status() == Status::Confirmed) {
-        subscribers::update_details(conn, subscriber.id, name, request.ip.as_deref())?;
-    }
-
+    let mut reopen = Vec::new();
+    let mut add = Vec::new();
     let mut needs_confirmation = false;
     for newsletter in &request.newsletters {
         match existing.iter().find(|s| s.newsletter_id == newsletter.id) {
             None => {
-                subscribers::insert_pending(conn, subscriber.id, newsletter.id, now)?;
+                add.push(newsletter.id);
                 needs_confirmation = true;
             }
             Some(s) if s.status() == Status::Unsubscribed => {
-                subscribers::reopen(conn, s.id, now)?;
+                reopen.push(s.id);
                 needs_confirmation = true;
             }
             Some(s) if s.status() == Status::Pending => needs_confirmation = true,
@@ -183,21 +181,79 @@ pub fn record(
     if !needs_confirmation {
         return Ok(SignupOutcome::AlreadySubscribed);
     }
-    if throttled(conn, policy, subscriber.id, now)? {
-        // The earlier email's link stays valid: replacing the token without sending a
-        // new one would leave the reader with a dead link.
-        return Ok(SignupOutcome::Throttled);
-    }
-    // The email lists every newsletter awaiting confirmation, not only those asked for now.
-    let pending = subscribers::newsletters_with_status(conn, subscriber.id, Status::Pending)?;
-    let email = confirmation_email(
-        policy,
-        request,
-        &prepared.token,
-        pending.into_iter().map(|n| n.title).collect(),
+    // Someone who knows an address must not be able to rename a confirmed reader.
+    let details = (!existing.iter().any(|s| s.status() == Status::Confirmed)).then(|| {
+        (
+            request.name.as_ref().map(SubscriberName::as_str),
+            request.ip.as_deref(),
+        )
+    });
+    let rendered = pending_confirmation(conn, policy, prepared, &existing, &reopen, &add)?;
+    let email = rendered.as_ref().unwrap_or(&prepared.email);
+    let sent = db::signups::write_known(
+        conn,
+        &db::signups::KnownSignup {
+            subscriber_id: subscriber.id,
+            details,
+            reopen: &reopen,
+            add: &add,
+            now,
+            limits: limits(policy, now),
+            confirmation: db::signups::Confirmation {
+                token_hash: &prepared.token_hash,
+                expires_at: now + policy.settings.confirmation_ttl,
+                recipient_email: &subscriber.email,
+                recipient_name: request.name.as_ref().map(SubscriberName::as_str),
+                subject: &email.subject,
+                body_text: &email.text,
+                body_html: &email.html,
+                message_id: &prepared.message_id,
+            },
+        },
     )?;
-    queue_confirmation(conn, policy, prepared, &subscriber, &email, now, true)?;
-    Ok(SignupOutcome::ConfirmationQueued)
+    // When throttled the earlier email's link stays valid: replacing the token without
+    // sending a new one would leave the reader with a dead link.
+    Ok(if sent {
+        SignupOutcome::ConfirmationQueued
+    } else {
+        SignupOutcome::Throttled
+    })
+}
+
+/// The confirmation email lists every newsletter awaiting confirmation once this signup
+/// is written, not only those asked for now. `None` when that is the ones asked for, so
+/// the email rendered before the transaction serves: rendering here would hold the write
+/// lock for it, and would make a known address slower to answer than a new one.
+fn pending_confirmation(
+    conn: &mut DbConnection,
+    policy: &Policy,
+    prepared: &PreparedSignup,
+    existing: &[subscribers::Subscription],
+    reopen: &[i64],
+    add: &[i64],
+) -> Result<Option<RenderedEmail>, ServiceError> {
+    let mut pending: Vec<i64> = existing
+        .iter()
+        .filter(|s| s.status() == Status::Pending || reopen.contains(&s.id))
+        .map(|s| s.newsletter_id)
+        .chain(add.iter().copied())
+        .collect();
+    pending.sort_unstable();
+    let asked: Vec<i64> = prepared.request.newsletters.iter().map(|n| n.id).collect();
+    if pending == asked {
+        return Ok(None);
+    }
+    let titles = newsletters::all(conn)?
+        .into_iter()
+        .filter(|n| pending.contains(&n.id))
+        .map(|n| n.title)
+        .collect();
+    Ok(Some(confirmation_email(
+        policy,
+        &prepared.request,
+        &prepared.token,
+        titles,
+    )?))
 }
 
 fn queue_confirmation(
@@ -207,14 +263,9 @@ fn queue_confirmation(
     subscriber: &subscribers::Subscriber,
     email: &RenderedEmail,
     now: NaiveDateTime,
-    replace_earlier_token: bool,
 ) -> Result<(), ServiceError> {
     let expires_at = now + policy.settings.confirmation_ttl;
-    if replace_earlier_token {
-        confirmation_tokens::replace(conn, subscriber.id, &prepared.token_hash, now, expires_at)?;
-    } else {
-        confirmation_tokens::insert(conn, subscriber.id, &prepared.token_hash, now, expires_at)?;
-    }
+    confirmation_tokens::insert(conn, subscriber.id, &prepared.token_hash, now, expires_at)?;
     outbound::enqueue(
         conn,
         &NewOutboundEmail {
@@ -237,17 +288,10 @@ fn queue_confirmation(
 
 /// At most one confirmation email per address per resend interval, and a daily cap, so
 /// the form cannot be used to flood someone's inbox.
-fn throttled(
-    conn: &mut DbConnection,
-    policy: &Policy,
-    subscriber_id: i64,
-    now: NaiveDateTime,
-) -> Result<bool, ServiceError> {
-    let day_ago = now - chrono::Duration::hours(24);
-    let (sent_today, latest) =
-        outbound::recent_for_subscriber(conn, subscriber_id, EmailKind::Confirmation, day_ago)?;
-    if sent_today >= i64::from(policy.settings.confirmations_per_day) {
-        return Ok(true);
+fn limits(policy: &Policy, now: NaiveDateTime) -> db::signups::Limits {
+    db::signups::Limits {
+        counted_since: now - chrono::Duration::hours(24),
+        per_day: i64::from(policy.settings.confirmations_per_day),
+        last_sent_before: now - policy.settings.confirmation_resend_interval,
     }
-    Ok(latest.is_some_and(|at| now < at + policy.settings.confirmation_resend_interval))
 }

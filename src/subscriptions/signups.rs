@@ -83,15 +83,12 @@ impl Signups {
     }
 }
 
-/// A new reader in one statement where the backend allows it, else the general path.
+/// One signup, within the caller's transaction.
 fn record_one(
     conn: &mut db::DbConnection,
     policy: &Policy,
     signup: &PreparedSignup,
 ) -> Result<SignupOutcome, ServiceError> {
-    if signup::record_new_reader(conn, policy, signup)? {
-        return Ok(SignupOutcome::ConfirmationQueued);
-    }
     signup::record(conn, policy, signup)
 }
 

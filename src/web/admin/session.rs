@@ -53,6 +53,8 @@ pub struct Console {
     pub operator: Operator,
     /// Their session.
     pub session: Session,
+    /// The session's CSRF token, derived from the cookie.
+    pub csrf_token: String,
     /// The application state.
     pub state: web::Data<AppState>,
 }
@@ -62,7 +64,7 @@ impl Console {
     pub fn layout(&self, section: &'static str) -> Layout {
         Layout {
             operator_email: self.operator.email.clone(),
-            csrf_token: self.session.csrf_token.clone(),
+            csrf_token: self.csrf_token.clone(),
             section,
             notice: None,
         }
@@ -78,7 +80,7 @@ impl Console {
 
     /// Refuses the request unless `offered` is this session's CSRF token.
     pub fn check_csrf(&self, offered: &str) -> Result<(), ConsoleError> {
-        if sessions::csrf_matches(&self.session, offered) {
+        if sessions::tokens_match(&self.csrf_token, offered) {
             Ok(())
         } else {
             tracing::warn!(
@@ -189,6 +191,7 @@ impl FromRequest for Console {
                 ConsoleError::Internal(anyhow::anyhow!("the console has no application state"))
             })?;
             let cookie = cookie.ok_or(ConsoleError::LoginRequired)?;
+            let csrf_token = sessions::csrf_token(&cookie);
             let lifetime = lifetime(&state);
             let found = crate::db::run(&state.pool, move |conn| {
                 sessions::resume(conn, &cookie, lifetime)
@@ -198,6 +201,7 @@ impl FromRequest for Console {
             Ok(Console {
                 operator,
                 session,
+                csrf_token,
                 state,
             })
         })
