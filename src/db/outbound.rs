@@ -148,7 +148,6 @@ pub fn claim(
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let ids = skip_departed_readers(conn, ids, now)?;
         diesel::update(outbound_emails::table.filter(outbound_emails::id.eq_any(&ids)))
             .set((
                 outbound_emails::attempts.eq(outbound_emails::attempts + 1),
@@ -164,46 +163,47 @@ pub fn claim(
     })
 }
 
-/// Digest rows whose subscription is no longer confirmed are marked skipped, so a reader
-/// who unsubscribes mid-send gets nothing further once that has committed. Checked per
-/// claimed batch, so the cost does not grow with the list.
-fn skip_departed_readers(
-    conn: &mut DbConnection,
-    ids: Vec<i64>,
-    now: NaiveDateTime,
-) -> QueryResult<Vec<i64>> {
+/// Of these claimed digest rows, the ones whose reader has left: their subscription is no
+/// longer confirmed, or it (or the row itself) was erased. One indexed read for the whole
+/// group, so the worker can ask just before sending without a round trip per email.
+pub fn departed_readers(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<i64>> {
     use super::schema::subscriptions;
-    let mut departed: Vec<i64> = outbound_emails::table
+    let staying: std::collections::HashSet<i64> = outbound_emails::table
         .inner_join(
             subscriptions::table
                 .on(outbound_emails::subscription_id.eq(subscriptions::id.nullable())),
         )
-        .filter(outbound_emails::id.eq_any(&ids))
-        .filter(subscriptions::status.ne(crate::db::subscribers::Status::Confirmed.as_str()))
+        .filter(outbound_emails::id.eq_any(ids))
+        .filter(subscriptions::status.eq(crate::db::subscribers::Status::Confirmed.as_str()))
         .select(outbound_emails::id)
-        .load(conn)?;
-    // A digest whose subscription was erased has no reader left to send to.
-    departed.extend(
-        outbound_emails::table
-            .filter(outbound_emails::id.eq_any(&ids))
-            .filter(outbound_emails::issue_id.is_not_null())
-            .filter(outbound_emails::subscription_id.is_null())
-            .select(outbound_emails::id)
-            .load::<i64>(conn)?,
-    );
-    if departed.is_empty() {
-        return Ok(ids);
-    }
-    diesel::update(outbound_emails::table.filter(outbound_emails::id.eq_any(&departed)))
-        .set((
-            outbound_emails::status.eq(status::SKIPPED),
-            outbound_emails::finished_at.eq(now),
-        ))
-        .execute(conn)?;
-    Ok(ids
+        .load::<i64>(conn)?
         .into_iter()
-        .filter(|id| !departed.contains(id))
+        .collect();
+    Ok(ids
+        .iter()
+        .copied()
+        .filter(|id| !staying.contains(id))
         .collect())
+}
+
+/// Marks claimed digest rows of departed readers skipped, so a reader who unsubscribes
+/// mid-send gets nothing further. They were never attempted, so the claim's attempt is
+/// not counted. Final whoever holds the lease: the reader has left either way.
+pub fn mark_skipped(conn: &mut DbConnection, ids: &[i64], now: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(
+        outbound_emails::table
+            .filter(outbound_emails::id.eq_any(ids))
+            .filter(outbound_emails::status.eq_any([status::PENDING, status::PAUSED])),
+    )
+    .set((
+        outbound_emails::status.eq(status::SKIPPED),
+        outbound_emails::finished_at.eq(now),
+        outbound_emails::attempts.eq(outbound_emails::attempts - 1),
+        outbound_emails::body_text.eq(""),
+        outbound_emails::body_html.eq(""),
+    ))
+    .execute(conn)?;
+    Ok(())
 }
 
 /// Records the server's acceptance. The bodies are dropped: they may hold single-use

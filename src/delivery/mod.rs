@@ -2,19 +2,23 @@
 //! long-lived SMTP sessions, and records each outcome. At-least-once: a crash between the
 //! server's 250 and the record re-sends only what was in flight.
 //!
-//! Three stages, joined by channels, keep the wire busy:
+//! Four stages, joined by channels, keep the wire busy:
 //! - the **claimer** leases due rows in chunks (one short transaction per chunk) and keeps
 //!   a queue of a few chunks ahead of the senders;
+//! - the **gate** takes an in-flight permit for each email, and for a small group at a
+//!   time asks the database once which readers have left since the claim
+//!   ([`gate`]);
 //! - `SPACEDIGEST_SEND_CONCURRENCY` **senders**, each owning one SMTP connection, build
 //!   each reader's copy and send it;
 //! - the **recorder** commits outcomes in groups: whatever has finished since its last
 //!   commit goes into the next one.
 //!
-//! A sender takes an in-flight permit before it sends and the recorder returns it only
-//! once the outcome is committed, so at most `SPACEDIGEST_SEND_IN_FLIGHT` emails are ever
-//! sent but unrecorded: that is all a crash can repeat.
+//! The recorder returns an email's permit only once its outcome is committed, so at most
+//! `SPACEDIGEST_SEND_IN_FLIGHT` emails are ever past the gate but unrecorded: that is all a
+//! crash can repeat, and all that can still reach a reader after they unsubscribe.
 
 pub mod backoff;
+mod gate;
 mod holds;
 
 use std::collections::HashMap;
@@ -32,6 +36,7 @@ use crate::digest::{Personaliser, PreparedIssue};
 use crate::mail::{MailSession, Mailer, SendError};
 use crate::subscriptions::Policy;
 use backoff::Retry;
+use gate::Gated;
 use holds::Holds;
 
 /// How long an expired confirmation token is kept to explain itself.
@@ -81,6 +86,8 @@ enum Outcome {
     /// Not attempted: the worker is stopping, or an operator paused or cancelled the
     /// send, so the claim is given back.
     Released,
+    /// Not attempted: the reader left after the email was claimed.
+    Skipped,
 }
 
 /// A claimed email and, for a digest, its prepared issue.
@@ -134,9 +141,23 @@ impl DeliveryWorker {
             "delivery worker started"
         );
         let (work_tx, work_rx) = mpsc::channel::<Job>(QUEUED_CHUNKS * chunk);
-        let work_rx = Arc::new(Mutex::new(work_rx));
+        let group = gate::group_size(&self.settings);
+        let (gated_tx, gated_rx) = mpsc::channel::<Gated>(2 * group);
+        let gated_rx = Arc::new(Mutex::new(gated_rx));
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Finished>();
         let in_flight = Arc::new(Semaphore::new(self.settings.in_flight));
+        let gate = tokio::spawn(
+            gate::Gate {
+                pool: self.pool.clone(),
+                claimed: work_rx,
+                senders: gated_tx,
+                done: done_tx.clone(),
+                in_flight,
+                group,
+                shutdown: shutdown.clone(),
+            }
+            .run(),
+        );
         let holds = Arc::new(Holds::default());
         let watcher = tokio::spawn(holds::watch(
             self.pool.clone(),
@@ -150,9 +171,8 @@ impl DeliveryWorker {
                     session: self.mailer.session(),
                     personaliser: Arc::clone(&self.personaliser),
                     limits: Arc::clone(&self.limits),
-                    jobs: Arc::clone(&work_rx),
+                    jobs: Arc::clone(&gated_rx),
                     done: done_tx.clone(),
-                    in_flight: Arc::clone(&in_flight),
                     holds: Arc::clone(&holds),
                     shutdown: shutdown.clone(),
                 };
@@ -169,6 +189,9 @@ impl DeliveryWorker {
             .await;
         if let Err(error) = watcher.await {
             tracing::error!(%error, "the pause watcher ended abnormally");
+        }
+        if let Err(error) = gate.await {
+            tracing::error!(%error, "the delivery gate ended abnormally");
         }
         for sender in senders {
             if let Err(error) = sender.await {
@@ -327,9 +350,8 @@ struct Sender {
     session: MailSession,
     personaliser: Arc<Personaliser>,
     limits: Arc<Vec<governor::DefaultDirectRateLimiter>>,
-    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    jobs: Arc<Mutex<mpsc::Receiver<Gated>>>,
     done: mpsc::UnboundedSender<Finished>,
-    in_flight: Arc<Semaphore>,
     holds: Arc<Holds>,
     shutdown: CancellationToken,
 }
@@ -337,37 +359,29 @@ struct Sender {
 impl Sender {
     async fn run(mut self) {
         loop {
-            let job = self.jobs.lock().await.recv().await;
-            let Some(Job { email, issue }) = job else {
+            let gated = self.jobs.lock().await.recv().await;
+            let Some(Gated { job, permit }) = gated else {
                 return;
             };
-            let finished = if self.shutdown.is_cancelled() {
+            let Job { email, issue } = job;
+            // Checked the moment before sending: a hold, or the worker stopping, gives the
+            // claim back untried.
+            let finished = if self.shutdown.is_cancelled()
+                || email
+                    .issue_id
+                    .is_some_and(|issue| self.holds.is_held(issue))
+            {
                 Finished {
                     email,
                     outcome: Outcome::Released,
                     _permit: None,
                 }
             } else {
-                let Ok(permit) = Arc::clone(&self.in_flight).acquire_owned().await else {
-                    return;
-                };
-                // Checked after the wait for a permit, the moment before sending.
-                if email
-                    .issue_id
-                    .is_some_and(|issue| self.holds.is_held(issue))
-                {
-                    Finished {
-                        email,
-                        outcome: Outcome::Released,
-                        _permit: None,
-                    }
-                } else {
-                    let outcome = self.send(&email, issue.as_deref()).await;
-                    Finished {
-                        email,
-                        outcome,
-                        _permit: Some(permit),
-                    }
+                let outcome = self.send(&email, issue.as_deref()).await;
+                Finished {
+                    email,
+                    outcome,
+                    _permit: Some(permit),
                 }
             };
             if self.done.send(finished).is_err() {
@@ -485,9 +499,14 @@ fn write_outcomes(
         outbound::release(conn, &released, now)?;
         tracing::info!(count = released.len(), "claimed emails given back");
     }
+    let skipped = ids_of(|outcome| matches!(outcome, Outcome::Skipped));
+    if !skipped.is_empty() {
+        outbound::mark_skipped(conn, &skipped, now)?;
+        tracing::info!(count = skipped.len(), "emails to readers who left skipped");
+    }
     for (email, outcome) in outcomes {
         match outcome {
-            Outcome::Sent | Outcome::Released => {}
+            Outcome::Sent | Outcome::Released | Outcome::Skipped => {}
             Outcome::Failed { error } => {
                 tracing::warn!(email_id = email.id, kind = %email.kind, %error, "email failed permanently");
                 outbound::mark_failed(conn, email.id, now, error)?;
