@@ -429,7 +429,11 @@ async fn record_outcomes(
                 Err(_) => break,
             }
         }
+        // The permits go back only once the outcomes have committed: `record` takes the
+        // outcomes apart before it writes them.
+        let permits: Vec<_> = batch.iter_mut().map(|done| done._permit.take()).collect();
         record(&pool, &settings, batch).await;
+        drop(permits);
     }
 }
 
