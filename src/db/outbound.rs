@@ -113,6 +113,29 @@ pub struct QueuedEmail {
     pub subscription_id: Option<i64>,
 }
 
+impl QueuedEmail {
+    /// This worker's claim on the row.
+    pub const fn claim(&self) -> Claim {
+        Claim {
+            id: self.id,
+            attempt: self.attempts,
+        }
+    }
+}
+
+/// One claim of a row: its id and the attempt number the claim gave it. Every claim counts
+/// one higher than the row's last, and only the worker holding the claim gives it back
+/// (which counts one lower), so while a claim is current no other worker holds one with
+/// the same number. Updates that move a row's lease match on both and do nothing once the
+/// lease has expired and passed to another worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Claim {
+    /// Row id.
+    pub id: i64,
+    /// `attempts` as the claim left it.
+    pub attempt: i32,
+}
+
 /// Queues an email; returns its id.
 pub fn enqueue(conn: &mut DbConnection, email: &NewOutboundEmail<'_>) -> QueryResult<i64> {
     diesel::insert_into(outbound_emails::table)
@@ -228,18 +251,30 @@ pub fn mark_sent(conn: &mut DbConnection, ids: &[i64], now: NaiveDateTime) -> Qu
 /// Gives back claimed emails that were never attempted (the worker is stopping): they are
 /// due again at once, for this or another worker, and the attempt is not counted. Rows
 /// paused meanwhile are given back too, so a resume sends them at once rather than when
-/// the lease would have run out.
-pub fn release(conn: &mut DbConnection, ids: &[i64], now: NaiveDateTime) -> QueryResult<()> {
-    diesel::update(
-        outbound_emails::table
-            .filter(outbound_emails::id.eq_any(ids))
-            .filter(outbound_emails::status.eq_any([status::PENDING, status::PAUSED])),
-    )
-    .set((
-        outbound_emails::next_attempt_at.eq(now),
-        outbound_emails::attempts.eq(outbound_emails::attempts - 1),
-    ))
-    .execute(conn)?;
+/// the lease would have run out. A claim whose lease has passed to another worker gives
+/// back nothing: that worker's lease stands.
+pub fn release(conn: &mut DbConnection, claims: &[Claim], now: NaiveDateTime) -> QueryResult<()> {
+    let mut by_attempt: Vec<(i32, Vec<i64>)> = Vec::new();
+    for claim in claims {
+        match by_attempt.iter_mut().find(|(a, _)| *a == claim.attempt) {
+            Some((_, ids)) => ids.push(claim.id),
+            None => by_attempt.push((claim.attempt, vec![claim.id])),
+        }
+    }
+    // Nearly always one group: a chunk's rows are claimed together, mostly first attempts.
+    for (attempt, ids) in by_attempt {
+        diesel::update(
+            outbound_emails::table
+                .filter(outbound_emails::id.eq_any(&ids))
+                .filter(outbound_emails::attempts.eq(attempt))
+                .filter(outbound_emails::status.eq_any([status::PENDING, status::PAUSED])),
+        )
+        .set((
+            outbound_emails::next_attempt_at.eq(now),
+            outbound_emails::attempts.eq(outbound_emails::attempts - 1),
+        ))
+        .execute(conn)?;
+    }
     Ok(())
 }
 
@@ -260,16 +295,19 @@ pub fn held_issues(conn: &mut DbConnection, issues: &[i64]) -> QueryResult<Vec<i
     Ok(held)
 }
 
-/// Schedules another attempt after a transient failure.
+/// Schedules another attempt after a transient failure. A claim whose lease has passed to
+/// another worker schedules nothing: moving `next_attempt_at` would cut that worker's
+/// lease short and let a third claim the row while it is being sent.
 pub fn schedule_retry(
     conn: &mut DbConnection,
-    id: i64,
+    claim: Claim,
     next_attempt_at: NaiveDateTime,
     error: &str,
 ) -> QueryResult<()> {
     diesel::update(
         outbound_emails::table
-            .find(id)
+            .find(claim.id)
+            .filter(outbound_emails::attempts.eq(claim.attempt))
             .filter(outbound_emails::status.eq_any([status::PENDING, status::PAUSED])),
     )
     .set((

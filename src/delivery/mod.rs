@@ -498,7 +498,11 @@ fn write_outcomes(
         outbound::mark_sent(conn, &sent, now)?;
         tracing::debug!(count = sent.len(), "emails sent");
     }
-    let released = ids_of(|outcome| matches!(outcome, Outcome::Released));
+    let released: Vec<outbound::Claim> = outcomes
+        .iter()
+        .filter(|(_, outcome)| matches!(outcome, Outcome::Released))
+        .map(|(email, _)| email.claim())
+        .collect();
     if !released.is_empty() {
         outbound::release(conn, &released, now)?;
         tracing::info!(count = released.len(), "claimed emails given back");
@@ -519,7 +523,7 @@ fn write_outcomes(
                 match backoff::next_attempt(settings, email.attempts, email.created_at, now) {
                     Retry::At(at) => {
                         tracing::info!(email_id = email.id, attempts = email.attempts, retry_at = %at, %error, "email will be retried");
-                        outbound::schedule_retry(conn, email.id, at, error)?;
+                        outbound::schedule_retry(conn, email.claim(), at, error)?;
                     }
                     Retry::GiveUp => {
                         let error = format!("gave up after {} attempts: {error}", email.attempts);
