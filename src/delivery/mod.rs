@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use governor::Quota;
 use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DeliverySettings;
@@ -83,8 +84,8 @@ enum Outcome {
     Failed {
         error: String,
     },
-    /// Not attempted: the worker is stopping, or an operator paused or cancelled the
-    /// send, so the claim is given back.
+    /// Not attempted: the worker is stopping, an operator paused or cancelled the
+    /// send, or the lease ran too short to send safely, so the claim is given back.
     Released,
     /// Not attempted: the reader left after the email was claimed.
     Skipped,
@@ -94,6 +95,9 @@ enum Outcome {
 struct Job {
     email: outbound::QueuedEmail,
     issue: Option<Arc<PreparedIssue>>,
+    /// When the claim's lease runs out, by this process's clock (a little early: taken
+    /// before the claim). After that another worker may send the email too.
+    lease_ends: Instant,
 }
 
 /// A finished job on its way to the recorder, holding its in-flight permit.
@@ -174,6 +178,7 @@ impl DeliveryWorker {
                     jobs: Arc::clone(&gated_rx),
                     done: done_tx.clone(),
                     holds: Arc::clone(&holds),
+                    send_deadline: self.settings.smtp_timeout,
                     shutdown: shutdown.clone(),
                 };
                 tokio::spawn(sender.run())
@@ -275,6 +280,7 @@ impl DeliveryWorker {
     ) -> Result<Vec<Job>, StorageError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let lease = self.settings.lease;
+        let lease_ends = Instant::now() + lease;
         let known: Vec<i64> = issues.keys().copied().collect();
         let (batch, loaded) = db::run(&self.pool, move |conn| {
             let now = db::now();
@@ -308,6 +314,7 @@ impl DeliveryWorker {
             .map(|email| Job {
                 issue: email.issue_id.and_then(|id| issues.get(&id).cloned()),
                 email,
+                lease_ends,
             })
             .collect())
     }
@@ -353,6 +360,8 @@ struct Sender {
     jobs: Arc<Mutex<mpsc::Receiver<Gated>>>,
     done: mpsc::UnboundedSender<Finished>,
     holds: Arc<Holds>,
+    /// The longest one attempt may take (`SPACEDIGEST_SMTP_TIMEOUT_SECONDS`).
+    send_deadline: Duration,
     shutdown: CancellationToken,
 }
 
@@ -363,7 +372,11 @@ impl Sender {
             let Some(Gated { job, permit }) = gated else {
                 return;
             };
-            let Job { email, issue } = job;
+            let Job {
+                email,
+                issue,
+                lease_ends,
+            } = job;
             // Checked the moment before sending: a hold, or the worker stopping, gives the
             // claim back untried.
             let finished = if self.shutdown.is_cancelled()
@@ -377,7 +390,7 @@ impl Sender {
                     _permit: None,
                 }
             } else {
-                let outcome = self.send(&email, issue.as_deref()).await;
+                let outcome = self.send(&email, issue.as_deref(), lease_ends).await;
                 Finished {
                     email,
                     outcome,
@@ -394,6 +407,7 @@ impl Sender {
         &mut self,
         email: &outbound::QueuedEmail,
         issue: Option<&PreparedIssue>,
+        lease_ends: Instant,
     ) -> Outcome {
         let message = match self.personaliser.message(email, issue) {
             Ok(message) => message,
@@ -401,6 +415,14 @@ impl Sender {
         };
         for limit in self.limits.iter() {
             limit.until_ready().await;
+        }
+        // An attempt that could outlast the lease might overlap another worker's (or this
+        // one's own next claim's) attempt at the same email: give the claim back instead.
+        // It happens only when emails wait longer than a lease for a sender, e.g. behind
+        // a relay that answers just within the timeout.
+        if Instant::now() + self.send_deadline > lease_ends {
+            tracing::debug!(email_id = email.id, "lease too short to send; given back");
+            return Outcome::Released;
         }
         match self.session.send(&message).await {
             Ok(()) => Outcome::Sent,

@@ -242,6 +242,59 @@ async fn a_temporary_failure_past_the_give_up_time_fails_the_email() {
     .await;
 }
 
+#[tokio::test]
+async fn a_server_slow_within_the_timeout_never_gets_a_copy_twice() {
+    // One session, replies just within the timeout, and more email claimed than it can
+    // send within one lease: the copies at the back of the claim wait past their lease.
+    const EMAILS: usize = 20;
+    let reply = Duration::from_millis(300);
+    let app = spawn_app_with(Mail::Server, |settings| {
+        settings.delivery.concurrency = 1;
+        settings.delivery.in_flight = 1;
+        settings.delivery.smtp_timeout = Duration::from_secs(1);
+        settings.delivery.lease = Duration::from_secs(2);
+    })
+    .await;
+    app.smtp().set_behaviour(Behaviour::SlowDataReply(reply));
+    add_story(&app, "Slow story", "", story_time()).await;
+    let readers = add_confirmed_readers(&app, "slow", EMAILS).await;
+    queue_digest(&app).await;
+    let records = wait_until_settled(&app, Duration::from_secs(60)).await;
+    // Every row has an outcome, but claims may still wait in the worker: let it go quiet.
+    let mut transactions = app.smtp().rcpt_attempts();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = app.smtp().rcpt_attempts();
+        if now == transactions && app.smtp().message_count() >= transactions {
+            break;
+        }
+        transactions = now;
+    }
+    let mut copies: HashMap<String, usize> = HashMap::new();
+    for message in app.smtp().messages() {
+        *copies.entry(message.rcpt_to[0].clone()).or_default() += 1;
+    }
+    let lost = readers.iter().filter(|r| !copies.contains_key(*r)).count();
+    let twice = copies.values().filter(|n| **n > 1).count();
+    let attempts: i32 = records.iter().map(|r| r.attempts).sum();
+    let rcpts = app.smtp().rcpt_attempts();
+    crate::figures::report(
+        "smtp-slow-within-timeout",
+        &format!(
+            "{EMAILS} digests through 1 session, replies {} ms (timeout 1 s, lease 2 s): lost \
+             {lost}, readers with two or more copies {twice}; transactions {rcpts}; attempts \
+             recorded {attempts} (claims that waited past their lease are given back untried)",
+            reply.as_millis()
+        ),
+    );
+    assert_eq!(lost, 0);
+    assert_eq!(
+        twice, 0,
+        "a copy was sent again while the first was still due: {copies:?}"
+    );
+    assert!(records.iter().all(|r| r.status == "sent"), "{records:?}");
+}
+
 /// Every email's attempts, by recipient, as the test saw them.
 type Attempts = BTreeMap<String, Vec<Instant>>;
 
