@@ -302,7 +302,10 @@ impl DeliveryWorker {
         .await?;
         if !loaded.is_empty() {
             if issues.len() + loaded.len() > CACHED_ISSUES {
-                issues.clear();
+                // Make room, but keep the issues this batch sends: they are not reloaded,
+                // and a copy without its issue would fail for good.
+                let sending: Vec<i64> = batch.iter().filter_map(|e| e.issue_id).collect();
+                issues.retain(|id, _| sending.contains(id));
             }
             for issue in loaded {
                 // Issue bodies never change once created: each is encoded once here.

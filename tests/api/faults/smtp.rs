@@ -34,13 +34,18 @@ pub fn story_time() -> NaiveDateTime {
 /// Queues the [`DAY`] issue for every confirmed reader, as `digest send` does, for the
 /// app's own worker to deliver; returns the issue's id.
 pub async fn queue_digest(app: &TestApp) -> i64 {
+    let day = chrono::NaiveDate::parse_from_str(DAY, "%Y-%m-%d").unwrap();
+    queue_digest_for(app, day).await
+}
+
+/// Queues `day`'s issue.
+async fn queue_digest_for(app: &TestApp, day: chrono::NaiveDate) -> i64 {
     let settings = app.settings.clone();
     let outcome = app
         .db(move |c| {
             let newsletter =
                 spacedigest::db::newsletters::by_slugs(c, &["space-daily".into()])?.remove(0);
-            let date = chrono::NaiveDate::parse_from_str(DAY, "%Y-%m-%d").unwrap();
-            Ok(spacedigest::digest::send(c, &settings, &newsletter, date)
+            Ok(spacedigest::digest::send(c, &settings, &newsletter, day)
                 .expect("the issue is queued"))
         })
         .await;
@@ -293,6 +298,109 @@ async fn a_server_slow_within_the_timeout_never_gets_a_copy_twice() {
         "a copy was sent again while the first was still due: {copies:?}"
     );
     assert!(records.iter().all(|r| r.status == "sent"), "{records:?}");
+}
+
+#[tokio::test]
+async fn a_reader_deferred_across_many_issues_gets_every_one_of_them() {
+    // More issues than a worker keeps prepared (64), with one reader's copies of all of
+    // them waiting for retries when the newest goes out.
+    const ISSUES: usize = 65;
+    let app = spawn_app_with(Mail::Server, |_| {}).await;
+    let readers = add_confirmed_readers(&app, "many", 2).await;
+    let deferred = readers[0].clone();
+    app.smtp().set_behaviour(Behaviour::RejectRcptTo {
+        address: deferred.clone(),
+        code: 451,
+        text: "4.2.2 mailbox full, try later".into(),
+    });
+    let first_day = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    let days: Vec<chrono::NaiveDate> = first_day.iter_days().take(ISSUES).collect();
+    for (i, day) in days.iter().enumerate() {
+        let published = day.and_hms_opt(9, 0, 0).unwrap();
+        add_story(&app, &format!("Story of day {i}"), "", published).await;
+    }
+    for day in &days {
+        queue_digest_for(&app, *day).await;
+    }
+    // Every issue has been prepared by the worker: the other reader has each.
+    app.smtp()
+        .wait_for_messages(ISSUES, Duration::from_secs(60))
+        .await;
+    // Hold the deferred copies back until none is in flight (a retry in flight would
+    // reschedule itself), then let them all come due at once: one claim takes every issue.
+    loop {
+        let later = spacedigest::db::now() + Duration::from_secs(3600);
+        set_retry_time(&app, &deferred, later).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if retry_times(&app, &deferred)
+            .await
+            .iter()
+            .all(|at| *at == later)
+        {
+            break;
+        }
+    }
+    set_retry_time(
+        &app,
+        &deferred,
+        spacedigest::db::now() - Duration::from_secs(1),
+    )
+    .await;
+    app.smtp().set_behaviour(Behaviour::Accept);
+    let records = wait_until_settled(&app, Duration::from_secs(60)).await;
+    let got = |reader: &str| app.smtp().messages_to(reader).len();
+    let failed: Vec<String> = records
+        .iter()
+        .filter(|r| r.status == "failed")
+        .map(|r| r.last_error.clone().unwrap_or_default())
+        .collect();
+    crate::figures::report(
+        "smtp-4xx-across-issues",
+        &format!(
+            "{ISSUES} issues (a worker keeps 64 prepared); the reader deferred with 451 until \
+             all their copies were due at once got {} of them, the other reader {}; failed \
+             rows {} {:?}",
+            got(&deferred),
+            got(&readers[1]),
+            failed.len(),
+            failed.first()
+        ),
+    );
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(got(&deferred), ISSUES);
+    assert_eq!(got(&readers[1]), ISSUES);
+}
+
+/// Moves every pending email to `recipient` to be tried at `at`.
+async fn set_retry_time(app: &TestApp, recipient: &str, at: NaiveDateTime) {
+    use diesel::prelude::*;
+    use spacedigest::db::schema::outbound_emails;
+    let recipient = recipient.to_owned();
+    app.db(move |c| {
+        diesel::update(
+            outbound_emails::table
+                .filter(outbound_emails::recipient_email.eq(recipient))
+                .filter(outbound_emails::status.eq("pending")),
+        )
+        .set(outbound_emails::next_attempt_at.eq(at))
+        .execute(c)
+    })
+    .await;
+}
+
+/// When each pending email to `recipient` is next due.
+async fn retry_times(app: &TestApp, recipient: &str) -> Vec<NaiveDateTime> {
+    use diesel::prelude::*;
+    use spacedigest::db::schema::outbound_emails;
+    let recipient = recipient.to_owned();
+    app.db(move |c| {
+        outbound_emails::table
+            .filter(outbound_emails::recipient_email.eq(recipient))
+            .filter(outbound_emails::status.eq("pending"))
+            .select(outbound_emails::next_attempt_at)
+            .load(c)
+    })
+    .await
 }
 
 /// Every email's attempts, by recipient, as the test saw them.
