@@ -2,7 +2,10 @@
 //!
 //! A worker claims due rows by pushing `next_attempt_at` one lease into the future in a
 //! short transaction, committed before any SMTP traffic; a crashed worker's rows become
-//! due again when the lease runs out. Finished rows leave the partial index workers scan.
+//! due again when the lease runs out. Giving a claim back or rescheduling it matches the
+//! claim's attempt number ([`Claim`]), so a worker whose lease ran out cannot move the
+//! lease of the worker that holds the row now. Finished rows leave the partial index
+//! workers scan.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;

@@ -131,11 +131,8 @@ mod tests {
             let mut now = created;
             let mut attempts = 1;
             let most = give_up / base + 2;
-            loop {
-                match next_attempt(&s, attempts, created, now) {
-                    Retry::At(at) => now = at,
-                    Retry::GiveUp => break,
-                }
+            while let Retry::At(at) = next_attempt(&s, attempts, created, now) {
+                now = at;
                 attempts += 1;
                 proptest::prop_assert!(u64::try_from(attempts).unwrap() <= most);
             }
