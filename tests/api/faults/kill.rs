@@ -271,3 +271,100 @@ async fn killing_the_sender_at_random_points_loses_nobody_and_repeats_only_what_
         "the last run reports the issue delivered: {stdout}"
     );
 }
+
+/// Holds the queue's write lock from outside the app, as another process's long write
+/// would: on SQLite the database's (`BEGIN IMMEDIATE`), on PostgreSQL the table's
+/// (`EXCLUSIVE` lets readers through, not writers). Released when dropped.
+struct WriteLock(spacedigest::db::DbConnection);
+
+impl WriteLock {
+    fn take(app: &TestApp) -> Self {
+        use diesel::connection::SimpleConnection;
+        use spacedigest::config::DatabaseUrl;
+        use spacedigest::db::DbConnection;
+        let mut conn = match &app.database.url {
+            DatabaseUrl::Sqlite(path) => DbConnection::Sqlite(
+                diesel::SqliteConnection::establish(&path.to_string_lossy()).unwrap(),
+            ),
+            DatabaseUrl::Postgres(url) => {
+                DbConnection::Pg(diesel::PgConnection::establish(url).unwrap())
+            }
+        };
+        let sql = match conn {
+            DbConnection::Sqlite(_) => "BEGIN IMMEDIATE",
+            DbConnection::Pg(_) => "BEGIN; LOCK TABLE outbound_emails IN EXCLUSIVE MODE",
+        };
+        conn.batch_execute(sql).expect("the write lock");
+        Self(conn)
+    }
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        use diesel::connection::SimpleConnection;
+        let _ = self.0.batch_execute("ROLLBACK");
+    }
+}
+
+#[tokio::test]
+async fn while_outcomes_cannot_be_recorded_sending_stops_at_the_in_flight_limit() {
+    // What a crash would repeat is what was sent but not recorded; while the database
+    // cannot take the records, that must not grow past the limit.
+    const READERS: usize = 300;
+    const SMALL_IN_FLIGHT: usize = 8;
+    let app = crate::helpers::spawn_app_with(crate::helpers::Mail::Server, |settings| {
+        settings.delivery.concurrency = 4;
+        settings.delivery.in_flight = SMALL_IN_FLIGHT;
+    })
+    .await;
+    add_story(&app, "Stalled story", "", story_time()).await;
+    add_confirmed_readers(&app, "stalled", READERS).await;
+    app.smtp()
+        .set_behaviour(Behaviour::SlowDataReply(Duration::from_millis(5)));
+    super::smtp::queue_digest(&app).await;
+    app.smtp()
+        .wait_for_messages(20, Duration::from_secs(30))
+        .await;
+    let held = WriteLock::take(&app);
+    // Long enough for the senders to use every permit they can get.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let recorded = || async {
+        app.db(|c| {
+            outbound_emails::table
+                .filter(outbound_emails::status.eq("sent"))
+                .count()
+                .get_result::<i64>(c)
+        })
+        .await
+    };
+    let delivered = app.smtp().message_count();
+    let sent_rows = usize::try_from(recorded().await).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let still = app.smtp().message_count();
+    drop(held);
+    let records = super::smtp::wait_until_settled(&app, Duration::from_secs(60)).await;
+    let unrecorded = delivered - sent_rows;
+    crate::figures::report(
+        "in-flight-while-recording-stalls",
+        &format!(
+            "{READERS} readers, in-flight {SMALL_IN_FLIGHT}, the queue's write lock held for 2 \
+             s: {delivered} copies delivered, {sent_rows} recorded, so {unrecorded} sent but \
+             unrecorded (what a crash would repeat); {} more delivered in the last 0.5 s of \
+             the stall; afterwards {} of {READERS} rows sent",
+            still - delivered,
+            records.iter().filter(|r| r.status == "sent").count()
+        ),
+    );
+    assert!(
+        unrecorded <= SMALL_IN_FLIGHT,
+        "{unrecorded} emails were sent but not recorded, more than the in-flight limit"
+    );
+    assert_eq!(
+        still, delivered,
+        "sending stopped while nothing could be recorded"
+    );
+    assert!(records.iter().all(|r| r.status == "sent"));
+    for reader in (0..READERS).map(|i| format!("stalled-{i}@example.com")) {
+        assert_eq!(app.smtp().messages_to(&reader).len(), 1, "{reader}");
+    }
+}
