@@ -2,7 +2,10 @@
 //!
 //! A worker claims due rows by pushing `next_attempt_at` one lease into the future in a
 //! short transaction, committed before any SMTP traffic; a crashed worker's rows become
-//! due again when the lease runs out. Finished rows leave the partial index workers scan.
+//! due again when the lease runs out. Giving a claim back or rescheduling it matches the
+//! claim's attempt number ([`Claim`]), so a worker whose lease ran out cannot move the
+//! lease of the worker that holds the row now. Finished rows leave the partial index
+//! workers scan.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -113,6 +116,29 @@ pub struct QueuedEmail {
     pub subscription_id: Option<i64>,
 }
 
+impl QueuedEmail {
+    /// This worker's claim on the row.
+    pub const fn claim(&self) -> Claim {
+        Claim {
+            id: self.id,
+            attempt: self.attempts,
+        }
+    }
+}
+
+/// One claim of a row: its id and the attempt number the claim gave it. Every claim counts
+/// one higher than the row's last, and only the worker holding the claim gives it back
+/// (which counts one lower), so while a claim is current no other worker holds one with
+/// the same number. Updates that move a row's lease match on both and do nothing once the
+/// lease has expired and passed to another worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Claim {
+    /// Row id.
+    pub id: i64,
+    /// `attempts` as the claim left it.
+    pub attempt: i32,
+}
+
 /// Queues an email; returns its id.
 pub fn enqueue(conn: &mut DbConnection, email: &NewOutboundEmail<'_>) -> QueryResult<i64> {
     diesel::insert_into(outbound_emails::table)
@@ -148,7 +174,6 @@ pub fn claim(
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let ids = skip_departed_readers(conn, ids, now)?;
         diesel::update(outbound_emails::table.filter(outbound_emails::id.eq_any(&ids)))
             .set((
                 outbound_emails::attempts.eq(outbound_emails::attempts + 1),
@@ -164,46 +189,48 @@ pub fn claim(
     })
 }
 
-/// Digest rows whose subscription is no longer confirmed are marked skipped, so a reader
-/// who unsubscribes mid-send gets nothing further once that has committed. Checked per
-/// claimed batch, so the cost does not grow with the list.
-fn skip_departed_readers(
-    conn: &mut DbConnection,
-    ids: Vec<i64>,
-    now: NaiveDateTime,
-) -> QueryResult<Vec<i64>> {
+/// Of these claimed digest rows, the ones whose reader has left: their subscription is no
+/// longer confirmed, or it (or the row itself) was erased. One indexed read for the whole
+/// group, so the worker can ask just before sending without a round trip per email.
+pub fn departed_readers(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<i64>> {
     use super::schema::subscriptions;
-    let mut departed: Vec<i64> = outbound_emails::table
+    let staying: std::collections::HashSet<i64> = outbound_emails::table
         .inner_join(
             subscriptions::table
                 .on(outbound_emails::subscription_id.eq(subscriptions::id.nullable())),
         )
-        .filter(outbound_emails::id.eq_any(&ids))
-        .filter(subscriptions::status.ne(crate::db::subscribers::Status::Confirmed.as_str()))
+        .filter(outbound_emails::id.eq_any(ids))
+        .filter(subscriptions::status.eq(crate::db::subscribers::Status::Confirmed.as_str()))
         .select(outbound_emails::id)
-        .load(conn)?;
-    // A digest whose subscription was erased has no reader left to send to.
-    departed.extend(
-        outbound_emails::table
-            .filter(outbound_emails::id.eq_any(&ids))
-            .filter(outbound_emails::issue_id.is_not_null())
-            .filter(outbound_emails::subscription_id.is_null())
-            .select(outbound_emails::id)
-            .load::<i64>(conn)?,
-    );
-    if departed.is_empty() {
-        return Ok(ids);
-    }
-    diesel::update(outbound_emails::table.filter(outbound_emails::id.eq_any(&departed)))
-        .set((
-            outbound_emails::status.eq(status::SKIPPED),
-            outbound_emails::finished_at.eq(now),
-        ))
-        .execute(conn)?;
-    Ok(ids
+        .load::<i64>(conn)?
         .into_iter()
-        .filter(|id| !departed.contains(id))
+        .collect();
+    Ok(ids
+        .iter()
+        .copied()
+        .filter(|id| !staying.contains(id))
         .collect())
+}
+
+/// Marks claimed digest rows of departed readers skipped, so a reader who unsubscribes
+/// mid-send gets nothing further. They were never attempted, so the claim's attempt is
+/// not counted. Final whoever holds the lease: the reader has left either way.
+pub fn mark_skipped(conn: &mut DbConnection, ids: &[i64], now: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(
+        outbound_emails::table
+            .filter(outbound_emails::id.eq_any(ids))
+            .filter(outbound_emails::status.eq_any([status::PENDING, status::PAUSED])),
+    )
+    .set((
+        outbound_emails::status.eq(status::SKIPPED),
+        outbound_emails::finished_at.eq(now),
+        outbound_emails::attempts.eq(outbound_emails::attempts - 1),
+        outbound_emails::body_text.eq(""),
+        outbound_emails::body_html.eq(""),
+        outbound_emails::list_unsubscribe.eq(None::<String>),
+    ))
+    .execute(conn)?;
+    Ok(())
 }
 
 /// Records the server's acceptance. The bodies and the `List-Unsubscribe` link are
@@ -229,18 +256,30 @@ pub fn mark_sent(conn: &mut DbConnection, ids: &[i64], now: NaiveDateTime) -> Qu
 /// Gives back claimed emails that were never attempted (the worker is stopping): they are
 /// due again at once, for this or another worker, and the attempt is not counted. Rows
 /// paused meanwhile are given back too, so a resume sends them at once rather than when
-/// the lease would have run out.
-pub fn release(conn: &mut DbConnection, ids: &[i64], now: NaiveDateTime) -> QueryResult<()> {
-    diesel::update(
-        outbound_emails::table
-            .filter(outbound_emails::id.eq_any(ids))
-            .filter(outbound_emails::status.eq_any([status::PENDING, status::PAUSED])),
-    )
-    .set((
-        outbound_emails::next_attempt_at.eq(now),
-        outbound_emails::attempts.eq(outbound_emails::attempts - 1),
-    ))
-    .execute(conn)?;
+/// the lease would have run out. A claim whose lease has passed to another worker gives
+/// back nothing: that worker's lease stands.
+pub fn release(conn: &mut DbConnection, claims: &[Claim], now: NaiveDateTime) -> QueryResult<()> {
+    let mut by_attempt: Vec<(i32, Vec<i64>)> = Vec::new();
+    for claim in claims {
+        match by_attempt.iter_mut().find(|(a, _)| *a == claim.attempt) {
+            Some((_, ids)) => ids.push(claim.id),
+            None => by_attempt.push((claim.attempt, vec![claim.id])),
+        }
+    }
+    // Nearly always one group: a chunk's rows are claimed together, mostly first attempts.
+    for (attempt, ids) in by_attempt {
+        diesel::update(
+            outbound_emails::table
+                .filter(outbound_emails::id.eq_any(&ids))
+                .filter(outbound_emails::attempts.eq(attempt))
+                .filter(outbound_emails::status.eq_any([status::PENDING, status::PAUSED])),
+        )
+        .set((
+            outbound_emails::next_attempt_at.eq(now),
+            outbound_emails::attempts.eq(outbound_emails::attempts - 1),
+        ))
+        .execute(conn)?;
+    }
     Ok(())
 }
 
@@ -261,16 +300,19 @@ pub fn held_issues(conn: &mut DbConnection, issues: &[i64]) -> QueryResult<Vec<i
     Ok(held)
 }
 
-/// Schedules another attempt after a transient failure.
+/// Schedules another attempt after a transient failure. A claim whose lease has passed to
+/// another worker schedules nothing: moving `next_attempt_at` would cut that worker's
+/// lease short and let a third claim the row while it is being sent.
 pub fn schedule_retry(
     conn: &mut DbConnection,
-    id: i64,
+    claim: Claim,
     next_attempt_at: NaiveDateTime,
     error: &str,
 ) -> QueryResult<()> {
     diesel::update(
         outbound_emails::table
-            .find(id)
+            .find(claim.id)
+            .filter(outbound_emails::attempts.eq(claim.attempt))
             .filter(outbound_emails::status.eq_any([status::PENDING, status::PAUSED])),
     )
     .set((

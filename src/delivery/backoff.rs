@@ -70,6 +70,77 @@ mod tests {
         assert_eq!(delay(&s, i32::MAX).as_secs(), 4000);
     }
 
+    fn settings_with(base: u64, max: u64, give_up: u64) -> DeliverySettings {
+        DeliverySettings {
+            retry_base: Duration::from_secs(base),
+            retry_max: Duration::from_secs(max),
+            give_up_after: Duration::from_secs(give_up),
+            ..settings()
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_delay_grows_with_each_attempt_and_stays_within_base_and_cap(
+            base in 1u64..3600,
+            extra in 0u64..100_000,
+            attempts in 0i32..200,
+        ) {
+            let s = settings_with(base, base + extra, 3600);
+            let this = delay(&s, attempts);
+            let next = delay(&s, attempts.saturating_add(1));
+            proptest::prop_assert!(this <= next, "{this:?} then {next:?}");
+            proptest::prop_assert!(this >= s.retry_base && this <= s.retry_max);
+        }
+
+        #[test]
+        fn a_retry_is_always_later_and_never_past_the_give_up_time(
+            base in 1u64..3600,
+            extra in 0u64..100_000,
+            give_up in 1u64..(10 * 24 * 3600),
+            attempts in 0i32..1000,
+            elapsed in 0u64..(11 * 24 * 3600),
+        ) {
+            let s = settings_with(base, base + extra, give_up);
+            let created = chrono::DateTime::from_timestamp(1_700_000_000, 0)
+                .unwrap()
+                .naive_utc();
+            let now = created + Duration::from_secs(elapsed);
+            let give_up_at = created + s.give_up_after;
+            match next_attempt(&s, attempts, created, now) {
+                Retry::At(at) => {
+                    proptest::prop_assert!(now < give_up_at);
+                    proptest::prop_assert!(at > now && at <= give_up_at, "{at} after {now}");
+                }
+                Retry::GiveUp => proptest::prop_assert!(now >= give_up_at),
+            }
+        }
+
+        #[test]
+        fn retrying_on_schedule_ends_in_giving_up_at_the_give_up_time(
+            base in 1u64..3600,
+            extra in 0u64..20_000,
+            give_up in 1u64..(5 * 24 * 3600),
+        ) {
+            let s = settings_with(base, base + extra, give_up);
+            let created = chrono::DateTime::from_timestamp(1_700_000_000, 0)
+                .unwrap()
+                .naive_utc();
+            let give_up_at = created + s.give_up_after;
+            // Attempt 1 at once, each later one when the schedule says, every one failing.
+            let mut now = created;
+            let mut attempts = 1;
+            let most = give_up / base + 2;
+            while let Retry::At(at) = next_attempt(&s, attempts, created, now) {
+                now = at;
+                attempts += 1;
+                proptest::prop_assert!(u64::try_from(attempts).unwrap() <= most);
+            }
+            // The last attempt is made at the give-up time itself, not before and not after.
+            proptest::prop_assert_eq!(now, give_up_at);
+        }
+    }
+
     #[test]
     fn gives_up_after_the_configured_time() {
         let s = settings();

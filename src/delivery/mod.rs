@@ -2,19 +2,23 @@
 //! long-lived SMTP sessions, and records each outcome. At-least-once: a crash between the
 //! server's 250 and the record re-sends only what was in flight.
 //!
-//! Three stages, joined by channels, keep the wire busy:
+//! Four stages, joined by channels, keep the wire busy:
 //! - the **claimer** leases due rows in chunks (one short transaction per chunk) and keeps
 //!   a queue of a few chunks ahead of the senders;
+//! - the **gate** takes an in-flight permit for each email, and for a small group at a
+//!   time asks the database once which readers have left since the claim
+//!   ([`gate`]);
 //! - `SPACEDIGEST_SEND_CONCURRENCY` **senders**, each owning one SMTP connection, build
 //!   each reader's copy and send it;
 //! - the **recorder** commits outcomes in groups: whatever has finished since its last
 //!   commit goes into the next one.
 //!
-//! A sender takes an in-flight permit before it sends and the recorder returns it only
-//! once the outcome is committed, so at most `SPACEDIGEST_SEND_IN_FLIGHT` emails are ever
-//! sent but unrecorded: that is all a crash can repeat.
+//! The recorder returns an email's permit only once its outcome is committed, so at most
+//! `SPACEDIGEST_SEND_IN_FLIGHT` emails are ever past the gate but unrecorded: that is all a
+//! crash can repeat, and all that can still reach a reader after they unsubscribe.
 
 pub mod backoff;
+mod gate;
 mod holds;
 
 use std::collections::HashMap;
@@ -24,6 +28,7 @@ use std::time::Duration;
 
 use governor::Quota;
 use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DeliverySettings;
@@ -32,6 +37,7 @@ use crate::digest::{Personaliser, PreparedIssue};
 use crate::mail::{MailSession, Mailer, SendError};
 use crate::subscriptions::Policy;
 use backoff::Retry;
+use gate::Gated;
 use holds::Holds;
 
 /// How long an expired confirmation token is kept to explain itself.
@@ -78,15 +84,20 @@ enum Outcome {
     Failed {
         error: String,
     },
-    /// Not attempted: the worker is stopping, or an operator paused or cancelled the
-    /// send, so the claim is given back.
+    /// Not attempted: the worker is stopping, an operator paused or cancelled the
+    /// send, or the lease ran too short to send safely, so the claim is given back.
     Released,
+    /// Not attempted: the reader left after the email was claimed.
+    Skipped,
 }
 
 /// A claimed email and, for a digest, its prepared issue.
 struct Job {
     email: outbound::QueuedEmail,
     issue: Option<Arc<PreparedIssue>>,
+    /// When the claim's lease runs out, by this process's clock (a little early: taken
+    /// before the claim). After that another worker may send the email too.
+    lease_ends: Instant,
 }
 
 /// A finished job on its way to the recorder, holding its in-flight permit.
@@ -134,9 +145,23 @@ impl DeliveryWorker {
             "delivery worker started"
         );
         let (work_tx, work_rx) = mpsc::channel::<Job>(QUEUED_CHUNKS * chunk);
-        let work_rx = Arc::new(Mutex::new(work_rx));
+        let group = gate::group_size(&self.settings);
+        let (gated_tx, gated_rx) = mpsc::channel::<Gated>(2 * group);
+        let gated_rx = Arc::new(Mutex::new(gated_rx));
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Finished>();
         let in_flight = Arc::new(Semaphore::new(self.settings.in_flight));
+        let gate = tokio::spawn(
+            gate::Gate {
+                pool: self.pool.clone(),
+                claimed: work_rx,
+                senders: gated_tx,
+                done: done_tx.clone(),
+                in_flight,
+                group,
+                shutdown: shutdown.clone(),
+            }
+            .run(),
+        );
         let holds = Arc::new(Holds::default());
         let watcher = tokio::spawn(holds::watch(
             self.pool.clone(),
@@ -150,10 +175,10 @@ impl DeliveryWorker {
                     session: self.mailer.session(),
                     personaliser: Arc::clone(&self.personaliser),
                     limits: Arc::clone(&self.limits),
-                    jobs: Arc::clone(&work_rx),
+                    jobs: Arc::clone(&gated_rx),
                     done: done_tx.clone(),
-                    in_flight: Arc::clone(&in_flight),
                     holds: Arc::clone(&holds),
+                    send_deadline: self.settings.smtp_timeout,
                     shutdown: shutdown.clone(),
                 };
                 tokio::spawn(sender.run())
@@ -169,6 +194,9 @@ impl DeliveryWorker {
             .await;
         if let Err(error) = watcher.await {
             tracing::error!(%error, "the pause watcher ended abnormally");
+        }
+        if let Err(error) = gate.await {
+            tracing::error!(%error, "the delivery gate ended abnormally");
         }
         for sender in senders {
             if let Err(error) = sender.await {
@@ -252,6 +280,7 @@ impl DeliveryWorker {
     ) -> Result<Vec<Job>, StorageError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let lease = self.settings.lease;
+        let lease_ends = Instant::now() + lease;
         let known: Vec<i64> = issues.keys().copied().collect();
         let (batch, loaded) = db::run(&self.pool, move |conn| {
             let now = db::now();
@@ -273,7 +302,10 @@ impl DeliveryWorker {
         .await?;
         if !loaded.is_empty() {
             if issues.len() + loaded.len() > CACHED_ISSUES {
-                issues.clear();
+                // Make room, but keep the issues this batch sends: they are not reloaded,
+                // and a copy without its issue would fail for good.
+                let sending: Vec<i64> = batch.iter().filter_map(|e| e.issue_id).collect();
+                issues.retain(|id, _| sending.contains(id));
             }
             for issue in loaded {
                 // Issue bodies never change once created: each is encoded once here.
@@ -285,6 +317,7 @@ impl DeliveryWorker {
             .map(|email| Job {
                 issue: email.issue_id.and_then(|id| issues.get(&id).cloned()),
                 email,
+                lease_ends,
             })
             .collect())
     }
@@ -327,47 +360,44 @@ struct Sender {
     session: MailSession,
     personaliser: Arc<Personaliser>,
     limits: Arc<Vec<governor::DefaultDirectRateLimiter>>,
-    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    jobs: Arc<Mutex<mpsc::Receiver<Gated>>>,
     done: mpsc::UnboundedSender<Finished>,
-    in_flight: Arc<Semaphore>,
     holds: Arc<Holds>,
+    /// The longest one attempt may take (`SPACEDIGEST_SMTP_TIMEOUT_SECONDS`).
+    send_deadline: Duration,
     shutdown: CancellationToken,
 }
 
 impl Sender {
     async fn run(mut self) {
         loop {
-            let job = self.jobs.lock().await.recv().await;
-            let Some(Job { email, issue }) = job else {
+            let gated = self.jobs.lock().await.recv().await;
+            let Some(Gated { job, permit }) = gated else {
                 return;
             };
-            let finished = if self.shutdown.is_cancelled() {
+            let Job {
+                email,
+                issue,
+                lease_ends,
+            } = job;
+            // Checked the moment before sending: a hold, or the worker stopping, gives the
+            // claim back untried.
+            let finished = if self.shutdown.is_cancelled()
+                || email
+                    .issue_id
+                    .is_some_and(|issue| self.holds.is_held(issue))
+            {
                 Finished {
                     email,
                     outcome: Outcome::Released,
                     _permit: None,
                 }
             } else {
-                let Ok(permit) = Arc::clone(&self.in_flight).acquire_owned().await else {
-                    return;
-                };
-                // Checked after the wait for a permit, the moment before sending.
-                if email
-                    .issue_id
-                    .is_some_and(|issue| self.holds.is_held(issue))
-                {
-                    Finished {
-                        email,
-                        outcome: Outcome::Released,
-                        _permit: None,
-                    }
-                } else {
-                    let outcome = self.send(&email, issue.as_deref()).await;
-                    Finished {
-                        email,
-                        outcome,
-                        _permit: Some(permit),
-                    }
+                let outcome = self.send(&email, issue.as_deref(), lease_ends).await;
+                Finished {
+                    email,
+                    outcome,
+                    _permit: Some(permit),
                 }
             };
             if self.done.send(finished).is_err() {
@@ -380,6 +410,7 @@ impl Sender {
         &mut self,
         email: &outbound::QueuedEmail,
         issue: Option<&PreparedIssue>,
+        lease_ends: Instant,
     ) -> Outcome {
         let message = match self.personaliser.message(email, issue) {
             Ok(message) => message,
@@ -387,6 +418,14 @@ impl Sender {
         };
         for limit in self.limits.iter() {
             limit.until_ready().await;
+        }
+        // An attempt that could outlast the lease might overlap another worker's (or this
+        // one's own next claim's) attempt at the same email: give the claim back instead.
+        // It happens only when emails wait longer than a lease for a sender, e.g. behind
+        // a relay that answers just within the timeout.
+        if Instant::now() + self.send_deadline > lease_ends {
+            tracing::debug!(email_id = email.id, "lease too short to send; given back");
+            return Outcome::Released;
         }
         match self.session.send(&message).await {
             Ok(()) => Outcome::Sent,
@@ -415,7 +454,11 @@ async fn record_outcomes(
                 Err(_) => break,
             }
         }
+        // The permits go back only once the outcomes have committed: `record` takes the
+        // outcomes apart before it writes them.
+        let permits: Vec<_> = batch.iter_mut().map(|done| done._permit.take()).collect();
         record(&pool, &settings, batch).await;
+        drop(permits);
     }
 }
 
@@ -480,14 +523,23 @@ fn write_outcomes(
         outbound::mark_sent(conn, &sent, now)?;
         tracing::debug!(count = sent.len(), "emails sent");
     }
-    let released = ids_of(|outcome| matches!(outcome, Outcome::Released));
+    let released: Vec<outbound::Claim> = outcomes
+        .iter()
+        .filter(|(_, outcome)| matches!(outcome, Outcome::Released))
+        .map(|(email, _)| email.claim())
+        .collect();
     if !released.is_empty() {
         outbound::release(conn, &released, now)?;
         tracing::info!(count = released.len(), "claimed emails given back");
     }
+    let skipped = ids_of(|outcome| matches!(outcome, Outcome::Skipped));
+    if !skipped.is_empty() {
+        outbound::mark_skipped(conn, &skipped, now)?;
+        tracing::info!(count = skipped.len(), "emails to readers who left skipped");
+    }
     for (email, outcome) in outcomes {
         match outcome {
-            Outcome::Sent | Outcome::Released => {}
+            Outcome::Sent | Outcome::Released | Outcome::Skipped => {}
             Outcome::Failed { error } => {
                 tracing::warn!(email_id = email.id, kind = %email.kind, %error, "email failed permanently");
                 outbound::mark_failed(conn, email.id, now, error)?;
@@ -496,7 +548,7 @@ fn write_outcomes(
                 match backoff::next_attempt(settings, email.attempts, email.created_at, now) {
                     Retry::At(at) => {
                         tracing::info!(email_id = email.id, attempts = email.attempts, retry_at = %at, %error, "email will be retried");
-                        outbound::schedule_retry(conn, email.id, at, error)?;
+                        outbound::schedule_retry(conn, email.claim(), at, error)?;
                     }
                     Retry::GiveUp => {
                         let error = format!("gave up after {} attempts: {error}", email.attempts);

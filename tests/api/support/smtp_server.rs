@@ -130,6 +130,8 @@ impl CommandLine {
 struct Shared {
     behaviour: Mutex<Behaviour>,
     messages: Mutex<Vec<ReceivedMessage>>,
+    /// When each of `messages` was stored, in the same order.
+    arrivals: Mutex<Vec<Instant>>,
     commands: Mutex<Vec<CommandLine>>,
     auths: Mutex<Vec<(String, String)>>,
     rcpt_attempts: AtomicUsize,
@@ -145,7 +147,11 @@ impl Shared {
     }
 
     fn store(&self, message: ReceivedMessage) {
-        lock(&self.messages).push(message);
+        let mut messages = lock(&self.messages);
+        // Pushed under the messages lock, so the two lists stay in step.
+        lock(&self.arrivals).push(Instant::now());
+        messages.push(message);
+        drop(messages);
         self.message_arrived.notify_waiters();
     }
 
@@ -223,6 +229,7 @@ impl SmtpServer {
         let shared = Arc::new(Shared {
             behaviour: Mutex::new(Behaviour::Accept),
             messages: Mutex::new(Vec::new()),
+            arrivals: Mutex::new(Vec::new()),
             commands: Mutex::new(Vec::new()),
             auths: Mutex::new(Vec::new()),
             rcpt_attempts: AtomicUsize::new(0),
@@ -287,7 +294,22 @@ impl SmtpServer {
     /// Forgets the stored messages (counters are kept), for tests that run
     /// several phases against one server.
     pub fn clear_messages(&self) {
-        lock(&self.shared.messages).clear();
+        let mut messages = lock(&self.shared.messages);
+        lock(&self.shared.arrivals).clear();
+        messages.clear();
+    }
+
+    /// Accepted messages with the moment each was stored (after its final dot, just
+    /// before the 250), in arrival order: for tests that ask whether a copy arrived
+    /// before or after something else happened.
+    pub fn messages_with_arrival(&self) -> Vec<(Instant, ReceivedMessage)> {
+        let messages = lock(&self.shared.messages);
+        let arrivals = lock(&self.shared.arrivals);
+        arrivals
+            .iter()
+            .copied()
+            .zip(messages.iter().cloned())
+            .collect()
     }
 
     /// Every command line received outside DATA, in order, on every connection.
