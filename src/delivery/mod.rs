@@ -47,6 +47,10 @@ const QUEUED_CHUNKS: usize = 4;
 const CLAIM_GATHER: Duration = Duration::from_millis(20);
 /// Most outcomes committed in one transaction.
 const RECORD_BATCH: usize = 1024;
+/// The longest pause between the claimer's attempts to reach a failing database. Short,
+/// so sending resumes within moments of the database's return: while it is down each
+/// attempt already waits the pool's connection timeout, which paces the retries.
+const STORAGE_RETRY_MAX: Duration = Duration::from_secs(2);
 /// The longest pause between the recorder's attempts to write outcomes, for the same
 /// reason; its senders wait on those outcomes' permits meanwhile.
 const RECORD_RETRY_MAX: Duration = Duration::from_secs(1);
@@ -244,7 +248,7 @@ impl DeliveryWorker {
                         () = tokio::time::sleep(storage_backoff) => {}
                         () = shutdown.cancelled() => return,
                     }
-                    storage_backoff = (storage_backoff * 2).min(Duration::from_secs(30));
+                    storage_backoff = (storage_backoff * 2).min(STORAGE_RETRY_MAX);
                 }
             }
         }
