@@ -13,8 +13,11 @@ pub mod outbound;
 pub mod schema;
 pub mod secrets;
 pub mod signups;
+mod storage_error;
 pub mod stories;
 pub mod subscribers;
+
+pub use storage_error::StorageError;
 
 use std::time::Duration;
 
@@ -191,39 +194,6 @@ where
                     }
                 }
             }
-        }
-    }
-}
-
-/// Why a storage call from async code failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    /// No connection could be had: the database is down or overloaded.
-    #[error("the database is unavailable: {0}")]
-    Unavailable(#[from] r2d2::Error),
-    /// A query failed.
-    #[error("a database query failed: {0}")]
-    Query(#[from] diesel::result::Error),
-    /// The blocking task was cancelled or panicked.
-    #[error("a database task did not finish: {0}")]
-    Task(String),
-    /// A write shared with others could not be made; trying again later may succeed.
-    #[error("the database could not take the write: {0}")]
-    Busy(String),
-}
-
-impl StorageError {
-    /// True when retrying later may help (connection trouble rather than a bad query).
-    pub fn is_unavailable(&self) -> bool {
-        match self {
-            Self::Unavailable(_) | Self::Busy(_) => true,
-            Self::Query(diesel::result::Error::DatabaseError(kind, _)) => matches!(
-                kind,
-                diesel::result::DatabaseErrorKind::ClosedConnection
-                    | diesel::result::DatabaseErrorKind::SerializationFailure
-            ),
-            Self::Query(diesel::result::Error::BrokenTransactionManager) => true,
-            _ => false,
         }
     }
 }
