@@ -19,7 +19,7 @@ pub mod subscribers;
 
 pub use storage_error::StorageError;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -160,7 +160,7 @@ pub fn now() -> NaiveDateTime {
 }
 
 /// One SQLite write transaction at a time per process; see [`write_transaction`].
-static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static SQLITE_WRITER: WriterTurn = WriterTurn::new();
 
 /// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`: taking the write
 /// lock up front means two writers queue on the busy timeout instead of one failing when
@@ -173,13 +173,28 @@ where
     match conn {
         DbConnection::Pg(_) => conn.transaction(f),
         DbConnection::Sqlite(sqlite) => {
-            // Writers in this process queue here, in order, rather than in SQLite's busy
-            // handler, which polls with sleeps of up to 100 ms and lets a late writer
-            // overtake a waiting one. (Other processes still meet the busy timeout.)
-            let _turn = SQLITE_WRITER
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+            // Writers in this process queue here rather than in SQLite's busy handler,
+            // which polls with sleeps of up to 100 ms and lets a late writer overtake a
+            // waiting one. (Other processes still meet the busy timeout.) The busy timeout
+            // is each writer's whole allowance, the wait here included: were it counted
+            // afresh after this wait, writers queued behind one that another process holds
+            // up would each wait the whole timeout in turn, and the last for many times it.
+            let deadline = Instant::now() + SQLITE_BUSY_TIMEOUT;
+            let Some(_turn) = SQLITE_WRITER.wait_until(deadline) else {
+                return Err(sqlite_busy().into());
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let shortened = remaining + SQLITE_BUSY_SLACK < SQLITE_BUSY_TIMEOUT;
+            if shortened {
+                set_busy_timeout(sqlite, remaining.max(Duration::from_millis(1)))?;
+            }
+            let begun = AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE");
+            if shortened {
+                // Should this fail, the connection only keeps the shorter timeout: a later
+                // writer on it gives up sooner, and says so.
+                let _ = set_busy_timeout(sqlite, SQLITE_BUSY_TIMEOUT);
+            }
+            begun?;
             match f(conn) {
                 Ok(value) => {
                     <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
@@ -195,6 +210,69 @@ where
                 }
             }
         }
+    }
+}
+
+/// A writer that waited this little for its turn keeps the whole busy timeout, so the
+/// common, uncontended write costs no extra statements.
+const SQLITE_BUSY_SLACK: Duration = Duration::from_millis(50);
+
+fn set_busy_timeout(conn: &mut SqliteConnection, timeout: Duration) -> QueryResult<()> {
+    conn.batch_execute(&format!("PRAGMA busy_timeout = {}", timeout.as_millis()))
+}
+
+/// The error SQLite itself gives when its busy timeout runs out.
+fn sqlite_busy() -> diesel::result::Error {
+    diesel::result::Error::DatabaseError(
+        diesel::result::DatabaseErrorKind::Unknown,
+        Box::new("database is locked".to_owned()),
+    )
+}
+
+/// A lock that a waiter gives up on at a deadline (`std`'s `Mutex` cannot).
+struct WriterTurn {
+    taken: std::sync::Mutex<bool>,
+    freed: std::sync::Condvar,
+}
+
+/// Holds the turn until dropped.
+struct Turn<'a>(&'a WriterTurn);
+
+impl WriterTurn {
+    const fn new() -> Self {
+        Self {
+            taken: std::sync::Mutex::new(false),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Waits for the turn until `deadline`; `None` if it did not come by then.
+    fn wait_until(&self, deadline: Instant) -> Option<Turn<'_>> {
+        let mut taken = self
+            .taken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *taken {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            taken = self
+                .freed
+                .wait_timeout(taken, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        *taken = true;
+        Some(Turn(self))
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        *self
+            .0
+            .taken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+        self.0.freed.notify_one();
     }
 }
 
@@ -227,4 +305,21 @@ where
     })
     .await
     .map_err(|e| E::from(StorageError::Task(e.to_string())))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn a_writer_gives_up_its_turn_at_the_deadline() {
+        let turn = WriterTurn::new();
+        let held = turn
+            .wait_until(Instant::now())
+            .expect("a free turn is taken at once");
+        let soon = Instant::now() + Duration::from_millis(50);
+        assert!(turn.wait_until(soon).is_none());
+        assert!(Instant::now() >= soon);
+        drop(held);
+        assert!(turn.wait_until(Instant::now()).is_some());
+    }
 }
