@@ -99,10 +99,10 @@ async fn send_now_in_the_console_racing_digest_send_sends_once() {
     let mut tallies = Vec::new();
     let mut winners = HashMap::<&'static str, usize>::new();
     for race in 0..races {
-        // The console's press lands anywhere in the first few hundred milliseconds of
-        // the command's run, which is where it looks for the issue and queues it.
-        let delay = Duration::from_millis((seed.wrapping_mul(7919) + race * 97) % 400);
-        let (tally, winner) = race_console_and_cli(delay).await;
+        // Either may start first, by up to 300 ms: about how long the command takes to
+        // start and queue the issue, so each wins some of the races.
+        let offset = i64::try_from((seed.wrapping_mul(7919) + race * 97) % 600).unwrap() - 300;
+        let (tally, winner) = race_console_and_cli(offset).await;
         tallies.push(tally);
         *winners.entry(winner).or_default() += 1;
     }
@@ -222,9 +222,10 @@ async fn race_two_serve_processes() -> (Tally, usize) {
     (tally, queued_by)
 }
 
-/// "Send now" pressed `delay` after `digest send` is started, for the same day. Returns
-/// the tally and which of them queued the issue.
-async fn race_console_and_cli(delay: Duration) -> (Tally, &'static str) {
+/// "Send now" pressed `offset_ms` after `digest send` is started (before, if negative),
+/// for the same day. Returns the tally and which of them queued the issue.
+async fn race_console_and_cli(offset_ms: i64) -> (Tally, &'static str) {
+    let wait = |ms: i64| Duration::from_millis(u64::try_from(ms.max(0)).unwrap());
     let app = spawn_app().await;
     let published = NaiveDateTime::parse_from_str(&format!("{DAY} 12:00"), "%Y-%m-%d %H:%M");
     add_story(&app, "Race story", "<p>Once.</p>", published.unwrap()).await;
@@ -240,7 +241,7 @@ async fn race_console_and_cli(delay: Duration) -> (Tally, &'static str) {
     assert!(step.body.contains("id=\"confirm-send\""), "{}", step.body);
     let token = browser.csrf_token().await;
     let press = async {
-        tokio::time::sleep(delay).await;
+        tokio::time::sleep(wait(offset_ms)).await;
         browser
             .post_raw(
                 "/admin/digests/send",
@@ -251,7 +252,11 @@ async fn race_console_and_cli(delay: Duration) -> (Tally, &'static str) {
             )
             .await
     };
-    let (out, pressed) = tokio::join!(cli(&app, &["digest", "send", "--date", DAY], &[]), press);
+    let command = async {
+        tokio::time::sleep(wait(-offset_ms)).await;
+        cli(&app, &["digest", "send", "--date", DAY], &[]).await
+    };
+    let (out, pressed) = tokio::join!(command, press);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
