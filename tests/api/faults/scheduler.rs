@@ -260,7 +260,8 @@ async fn race_console_and_cli(offset_ms: i64) -> (Tally, &'static str) {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "digest send: {stdout}{}",
+        "digest send ended with {}: {stdout}\nstderr: {}",
+        out.status,
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(pressed.status, 303, "send now: {}", pressed.body);
