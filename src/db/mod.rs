@@ -4,6 +4,7 @@
 //! typed error (503 for an unreachable database) and never into "not found".
 
 pub mod confirmation_tokens;
+mod connecting;
 pub mod dashboard;
 pub mod digests;
 pub mod feeds;
@@ -18,6 +19,7 @@ pub mod stories;
 pub mod subscribers;
 mod write;
 
+pub use connecting::stop_connecting;
 pub use storage_error::StorageError;
 pub use write::write_transaction;
 
@@ -81,7 +83,12 @@ impl ConnectionManager {
 
     fn connect(&self) -> Result<DbConnection, diesel::ConnectionError> {
         match &self.url {
-            DatabaseUrl::Postgres(url) => PgConnection::establish(url).map(DbConnection::Pg),
+            DatabaseUrl::Postgres(url) => {
+                let _attempt = connecting::begin().ok_or_else(|| {
+                    diesel::ConnectionError::BadConnection("the program is exiting".into())
+                })?;
+                PgConnection::establish(url).map(DbConnection::Pg)
+            }
             DatabaseUrl::Sqlite(path) => {
                 let path = path.to_string_lossy();
                 let mut conn = SqliteConnection::establish(&path)?;
