@@ -3,6 +3,7 @@
 //! server must stay up for every other test), and SQLite locked by another process.
 
 mod pg_down_signups;
+mod pg_exit;
 mod pg_restart;
 mod sqlite_locked;
 
