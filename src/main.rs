@@ -6,11 +6,14 @@ use spacedigest::cli::Cli;
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.run().await {
+    let code = match cli.run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE
         }
-    }
+    };
+    // A connection still being opened must not meet the exit handlers (see db::connecting).
+    spacedigest::db::stop_connecting(std::time::Duration::from_secs(5));
+    code
 }

@@ -264,8 +264,26 @@ async fn watch_delivery(pool: &Pool, issue_id: i64) -> anyhow::Result<IssueCount
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut last = None;
     loop {
-        let counts = db::run(pool, move |conn| digests::counts(conn, issue_id)).await?;
+        let counts = match db::run(pool, move |conn| digests::counts(conn, issue_id)).await {
+            Ok(counts) => counts,
+            Err(error) if error.is_unavailable() => {
+                // The worker waits out an outage and carries on; so does the progress,
+                // rather than stopping the send halfway.
+                tracing::warn!(%error, "cannot read the send's progress; waiting for the database");
+                bar.set_message("the database is unreachable; waiting for it to come back");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = &mut ctrl_c => {
+                        bar.abandon();
+                        return last.context("interrupted while the database was unreachable");
+                    }
+                }
+            }
+            Err(error) => return Err(error.into()),
+        };
+        last = Some(counts);
         bar.set_length(u64::try_from(counts.total()).unwrap_or(0));
         bar.set_position(u64::try_from(counts.done()).unwrap_or(0));
         bar.set_message(format!(

@@ -4,6 +4,7 @@
 //! typed error (503 for an unreachable database) and never into "not found".
 
 pub mod confirmation_tokens;
+mod connecting;
 pub mod dashboard;
 pub mod digests;
 pub mod feeds;
@@ -13,13 +14,19 @@ pub mod outbound;
 pub mod schema;
 pub mod secrets;
 pub mod signups;
+mod storage_error;
 pub mod stories;
 pub mod subscribers;
+mod write;
+
+pub use connecting::stop_connecting;
+pub use storage_error::StorageError;
+pub use write::write_transaction;
 
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::{SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::result::QueryResult;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -76,7 +83,12 @@ impl ConnectionManager {
 
     fn connect(&self) -> Result<DbConnection, diesel::ConnectionError> {
         match &self.url {
-            DatabaseUrl::Postgres(url) => PgConnection::establish(url).map(DbConnection::Pg),
+            DatabaseUrl::Postgres(url) => {
+                let _attempt = connecting::begin().ok_or_else(|| {
+                    diesel::ConnectionError::BadConnection("the program is exiting".into())
+                })?;
+                PgConnection::establish(url).map(DbConnection::Pg)
+            }
             DatabaseUrl::Sqlite(path) => {
                 let path = path.to_string_lossy();
                 let mut conn = SqliteConnection::establish(&path)?;
@@ -156,78 +168,6 @@ pub fn now() -> NaiveDateTime {
     Utc::now().naive_utc().trunc_subsecs(6)
 }
 
-/// One SQLite write transaction at a time per process; see [`write_transaction`].
-static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`: taking the write
-/// lock up front means two writers queue on the busy timeout instead of one failing when
-/// it upgrades from reader to writer.
-pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
-where
-    F: FnOnce(&mut DbConnection) -> Result<T, E>,
-    E: From<diesel::result::Error>,
-{
-    match conn {
-        DbConnection::Pg(_) => conn.transaction(f),
-        DbConnection::Sqlite(sqlite) => {
-            // Writers in this process queue here, in order, rather than in SQLite's busy
-            // handler, which polls with sleeps of up to 100 ms and lets a late writer
-            // overtake a waiting one. (Other processes still meet the busy timeout.)
-            let _turn = SQLITE_WRITER
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
-            match f(conn) {
-                Ok(value) => {
-                    <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
-                    Ok(value)
-                }
-                Err(error) => {
-                    match <DbConnection as Connection>::TransactionManager::rollback_transaction(
-                        conn,
-                    ) {
-                        Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(error),
-                        Err(rollback_error) => Err(rollback_error.into()),
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Why a storage call from async code failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    /// No connection could be had: the database is down or overloaded.
-    #[error("the database is unavailable: {0}")]
-    Unavailable(#[from] r2d2::Error),
-    /// A query failed.
-    #[error("a database query failed: {0}")]
-    Query(#[from] diesel::result::Error),
-    /// The blocking task was cancelled or panicked.
-    #[error("a database task did not finish: {0}")]
-    Task(String),
-    /// A write shared with others could not be made; trying again later may succeed.
-    #[error("the database could not take the write: {0}")]
-    Busy(String),
-}
-
-impl StorageError {
-    /// True when retrying later may help (connection trouble rather than a bad query).
-    pub fn is_unavailable(&self) -> bool {
-        match self {
-            Self::Unavailable(_) | Self::Busy(_) => true,
-            Self::Query(diesel::result::Error::DatabaseError(kind, _)) => matches!(
-                kind,
-                diesel::result::DatabaseErrorKind::ClosedConnection
-                    | diesel::result::DatabaseErrorKind::SerializationFailure
-            ),
-            Self::Query(diesel::result::Error::BrokenTransactionManager) => true,
-            _ => false,
-        }
-    }
-}
-
 /// Runs a diesel closure on the blocking thread pool, never on the async executor.
 pub async fn run<T, F>(pool: &Pool, f: F) -> Result<T, StorageError>
 where
@@ -252,6 +192,32 @@ where
 {
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().map_err(StorageError::from)?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| E::from(StorageError::Task(e.to_string())))?
+}
+
+/// Like [`run_with`], for closures that write. On SQLite the process's one writer turn
+/// is taken before a connection is checked out, so writers waiting behind a lock (another
+/// process's, or a slow writer's) do not hold the connections that readers need; WAL lets
+/// those readers go on meanwhile. For the writes many readers may make at once; `url` is
+/// the pool's.
+pub async fn run_writing<T, E, F>(pool: &Pool, url: &DatabaseUrl, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<StorageError> + From<diesel::result::Error> + Send + 'static,
+{
+    let pool = pool.clone();
+    let sqlite = matches!(url, DatabaseUrl::Sqlite(_));
+    tokio::task::spawn_blocking(move || {
+        let _turn = if sqlite {
+            Some(write::take_turn()?)
+        } else {
+            None
+        };
         let mut conn = pool.get().map_err(StorageError::from)?;
         f(&mut conn)
     })

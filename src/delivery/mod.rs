@@ -53,6 +53,16 @@ const QUEUED_CHUNKS: usize = 4;
 const CLAIM_GATHER: Duration = Duration::from_millis(20);
 /// Most outcomes committed in one transaction.
 const RECORD_BATCH: usize = 1024;
+/// The longest pause between the claimer's attempts to reach a failing database. Short,
+/// so sending resumes within moments of the database's return: while it is down each
+/// attempt already waits the pool's connection timeout, which paces the retries.
+const STORAGE_RETRY_MAX: Duration = Duration::from_secs(2);
+/// The longest pause between the recorder's attempts to write outcomes, for the same
+/// reason; its senders wait on those outcomes' permits meanwhile.
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(1);
+/// How often a write of outcomes that fails for a reason other than an unreachable
+/// database is tried before the recorder gives up on it.
+const RECORD_ATTEMPTS_ON_QUERY_ERROR: u32 = 5;
 /// How long the recorder lets outcomes gather before a commit. Each commit is an fsync
 /// (SQLite `synchronous=FULL`, PostgreSQL): gathering a few milliseconds' worth turns
 /// thousands of commits a second into a couple of hundred, while the in-flight bound keeps
@@ -266,7 +276,7 @@ impl DeliveryWorker {
                         () = tokio::time::sleep(storage_backoff) => {}
                         () = shutdown.cancelled() => return,
                     }
-                    storage_backoff = (storage_backoff * 2).min(Duration::from_secs(30));
+                    storage_backoff = (storage_backoff * 2).min(STORAGE_RETRY_MAX);
                 }
             }
         }
@@ -462,35 +472,41 @@ async fn record_outcomes(
     }
 }
 
-/// Writes a group of outcomes, retrying while the database is unreachable: losing the
-/// record of a sent email would send it again after the lease.
+/// Writes a group of outcomes, retrying for as long as the database is unreachable:
+/// losing the record of a sent email would send it again after the lease. The group's
+/// in-flight permits are held until it commits, so while the database is away the
+/// senders stop once the in-flight allowance is used, and at most that many emails are
+/// ever sent but unrecorded. Only a write that fails while the database answers is given
+/// up on, after a few attempts, leaving those emails to the lease.
 async fn record(pool: &Pool, settings: &DeliverySettings, batch: Vec<Finished>) {
-    let outcomes: Arc<Vec<(outbound::QueuedEmail, Outcome)>> = Arc::new(
-        batch
-            .into_iter()
-            .map(|finished| (finished.email, finished.outcome))
-            .collect(),
-    );
+    let (outcomes, _permits): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .map(|finished| ((finished.email, finished.outcome), finished._permit))
+        .unzip();
+    let outcomes: Arc<Vec<(outbound::QueuedEmail, Outcome)>> = Arc::new(outcomes);
     let mut wait = Duration::from_millis(100);
-    for attempt in 1.. {
+    let mut query_errors = 0;
+    for attempt in 1u64.. {
         let outcomes = Arc::clone(&outcomes);
         let settings = settings.clone();
         let result = db::run(pool, move |conn| {
             db::write_transaction(conn, |conn| write_outcomes(conn, &settings, &outcomes))
         })
         .await;
-        match result {
+        let error = match result {
             Ok(()) => return,
-            Err(error) if attempt < 20 => {
-                tracing::warn!(%error, attempt, "cannot record delivery outcomes yet");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-            Err(error) => {
+            Err(error) => error,
+        };
+        if !error.is_unavailable() {
+            query_errors += 1;
+            if query_errors >= RECORD_ATTEMPTS_ON_QUERY_ERROR {
                 tracing::error!(%error, "giving up recording delivery outcomes; the lease will bring these emails back");
                 return;
             }
         }
+        tracing::warn!(%error, attempt, "cannot record delivery outcomes yet");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RECORD_RETRY_MAX);
     }
 }
 

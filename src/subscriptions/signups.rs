@@ -116,11 +116,42 @@ fn write_groups(pool: &Pool, policy: &Policy, jobs: &std::sync::Mutex<mpsc::Rece
             group
         };
         let results = commit_group(pool, policy, &group);
+        let unreachable = results.iter().find_map(|result| match result {
+            Err(ServiceError::Storage(error)) if error.is_unavailable() => Some(error.to_string()),
+            _ => None,
+        });
         for (job, result) in group.into_iter().zip(results) {
             // The client may have gone; the signup stands either way.
             let _ = job.reply.send(result);
         }
+        if let Some(error) = unreachable {
+            refuse_waiting(jobs, &error);
+        }
     }
+}
+
+/// Signups that queued while a group waited on an unreachable database have waited as
+/// long as it did: they get its answer now, rather than each waiting out the pool's
+/// timeout (or SQLite's busy timeout) again in turn behind it. A writer that holds the
+/// queue is either taking a group, which it will try itself, or waiting on an empty one.
+fn refuse_waiting(jobs: &std::sync::Mutex<mpsc::Receiver<Job>>, error: &str) {
+    let Ok(mut jobs) = jobs.try_lock() else {
+        return;
+    };
+    let mut refused = 0;
+    while let Ok(job) = jobs.try_recv() {
+        let _ = job.reply.send(Err(unreachable(error)));
+        refused += 1;
+    }
+    if refused > 0 {
+        tracing::warn!(%error, refused, "database unreachable; signups waiting behind it refused");
+    }
+}
+
+fn unreachable(error: &str) -> ServiceError {
+    ServiceError::Storage(StorageError::Busy(format!(
+        "the database was unreachable: {error}"
+    )))
 }
 
 fn commit_group(
@@ -131,15 +162,8 @@ fn commit_group(
     let mut conn = match pool.get() {
         Ok(conn) => conn,
         Err(error) => {
-            let error = error.to_string();
-            return group
-                .iter()
-                .map(|_| {
-                    Err(ServiceError::Storage(StorageError::Busy(format!(
-                        "no database connection: {error}"
-                    ))))
-                })
-                .collect();
+            let error = format!("no database connection: {error}");
+            return group.iter().map(|_| Err(unreachable(&error))).collect();
         }
     };
     // Optimistic: the whole group in one transaction. Savepoints would make SQLite copy
@@ -154,6 +178,12 @@ fn commit_group(
     let error = match together {
         Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
         Err(error) if group.len() == 1 => return vec![Err(error)],
+        Err(ServiceError::Storage(error)) if error.is_unavailable() => {
+            // The database, not a signup, failed: one by one, each would only wait for
+            // it again.
+            let error = error.to_string();
+            return group.iter().map(|_| Err(unreachable(&error))).collect();
+        }
         Err(error) => error,
     };
     tracing::warn!(%error, signups = group.len(), "a group of signups failed; recording them one by one");

@@ -88,6 +88,9 @@ pub fn error(
     }
 }
 
+/// What a 503 tells clients to wait before trying again, in seconds.
+pub const RETRY_AFTER_SECONDS: &str = "30";
+
 /// The answer when storage is unreachable: try again later, nothing was half-done.
 pub fn unavailable(format: Format, error: &dyn std::fmt::Display) -> HttpResponse {
     tracing::error!(%error, "storage unavailable");
@@ -98,9 +101,10 @@ pub fn unavailable(format: Format, error: &dyn std::fmt::Display) -> HttpRespons
         "We'll be right back",
         "We can't handle this right now. Nothing was saved; please try again in a minute.",
     );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+    );
     response
 }
 

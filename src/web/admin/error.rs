@@ -98,9 +98,16 @@ impl ResponseError for ConsoleError {
             message: &message,
         };
         let body = page.render().unwrap_or_else(|_| message.clone());
-        HttpResponse::build(status)
+        let mut response = HttpResponse::build(status);
+        response
             .content_type(header::ContentType::html())
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .body(body)
+            .insert_header((header::CACHE_CONTROL, "no-store"));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((
+                header::RETRY_AFTER,
+                crate::web::responses::RETRY_AFTER_SECONDS,
+            ));
+        }
+        response.body(body)
     }
 }

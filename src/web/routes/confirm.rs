@@ -39,7 +39,8 @@ pub async fn confirm(
         return unknown();
     };
     let policy = state.policy.clone();
-    match crate::db::run_with(&state.pool, move |conn| {
+    let url = &state.policy.settings.database_url;
+    match crate::db::run_writing(&state.pool, url, move |conn| {
         subscriptions::confirm(conn, &policy, &token)
     })
     .await

@@ -31,7 +31,8 @@ pub async fn unsubscribe(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
     let Some((_, scope)) = verified_token(&req, &state) else {
         return invalid_link();
     };
-    match crate::db::run_with(&state.pool, move |conn| {
+    let url = &state.policy.settings.database_url;
+    match crate::db::run_writing(&state.pool, url, move |conn| {
         subscriptions::unsubscribe(conn, scope)
     })
     .await
