@@ -464,11 +464,7 @@ async fn record_outcomes(
                 Err(_) => break,
             }
         }
-        // The permits go back only once the outcomes have committed: `record` takes the
-        // outcomes apart before it writes them.
-        let permits: Vec<_> = batch.iter_mut().map(|done| done._permit.take()).collect();
         record(&pool, &settings, batch).await;
-        drop(permits);
     }
 }
 
@@ -479,6 +475,7 @@ async fn record_outcomes(
 /// ever sent but unrecorded. Only a write that fails while the database answers is given
 /// up on, after a few attempts, leaving those emails to the lease.
 async fn record(pool: &Pool, settings: &DeliverySettings, batch: Vec<Finished>) {
+    // Held, not dropped, until this function returns: see above.
     let (outcomes, _permits): (Vec<_>, Vec<_>) = batch
         .into_iter()
         .map(|finished| ((finished.email, finished.outcome), finished._permit))
