@@ -9,6 +9,7 @@ pub mod middleware;
 pub mod pages;
 pub mod responses;
 pub mod routes;
+pub mod signup_input;
 
 use std::net::{IpAddr, TcpListener};
 use std::num::NonZeroU32;
