@@ -288,3 +288,107 @@ fn hand_given_story_urls_must_be_absolute_http() {
         assert!(story_url(bad).is_err(), "{bad}");
     }
 }
+
+mod mutated_fixtures {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::feeds::sanitise::summary_html;
+
+    const FIXTURES: [&str; 11] = [
+        "atom.xml",
+        "feed.json",
+        "missing-fields.xml",
+        "no-dates.xml",
+        "not-a-feed.html",
+        "rss1.rdf",
+        "rss2-updated.xml",
+        "rss2.xml",
+        "script-and-handlers.xml",
+        "truncated.xml",
+        "wrong-encoding.xml",
+    ];
+
+    /// Pieces that break feeds in interesting ways: markup, prolog, encodings, multi-byte text.
+    const SPLICES: [&[u8]; 14] = [
+        b"<![CDATA[",
+        b"]]>",
+        b"<!--",
+        b"<!DOCTYPE rss [<!ENTITY e \"x\">]>",
+        b"&e;",
+        b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>",
+        b"\xef\xbb\xbf",
+        b"\xff\xfe",
+        "é€🚀".as_bytes(),
+        b"<!\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9",
+        b"<script>alert(1)</script>",
+        b"<a href=\"javascript:alert(1)\">x</a>",
+        b"\"items\":[{\"url\":\"/x\",\"title\":\"t\"}]",
+        b"\0",
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Cut(prop::sample::Index),
+        Delete(prop::sample::Index, usize),
+        Flip(prop::sample::Index, u8),
+        Splice(prop::sample::Index, prop::sample::Index),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            any::<prop::sample::Index>().prop_map(Mutation::Cut),
+            (any::<prop::sample::Index>(), 1..64usize).prop_map(|(at, n)| Mutation::Delete(at, n)),
+            (any::<prop::sample::Index>(), any::<u8>()).prop_map(|(at, b)| Mutation::Flip(at, b)),
+            (any::<prop::sample::Index>(), any::<prop::sample::Index>())
+                .prop_map(|(at, piece)| Mutation::Splice(at, piece)),
+        ]
+    }
+
+    fn apply(bytes: &mut Vec<u8>, mutation: &Mutation) {
+        let len = bytes.len();
+        match mutation {
+            Mutation::Cut(at) => bytes.truncate(at.index(len + 1)),
+            Mutation::Delete(at, n) => {
+                let from = at.index(len + 1);
+                bytes.drain(from..(from + n).min(len));
+            }
+            Mutation::Flip(at, byte) if len > 0 => bytes[at.index(len)] = *byte,
+            Mutation::Flip(..) => bytes.push(0),
+            Mutation::Splice(at, piece) => {
+                let at = at.index(len + 1);
+                let piece = SPLICES[piece.index(SPLICES.len())];
+                bytes.splice(at..at, piece.iter().copied());
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn damaged_feeds_are_refused_or_read_safely(
+            which in 0..FIXTURES.len(),
+            mutations in prop::collection::vec(mutation(), 1..6),
+        ) {
+            let mut bytes = fixture(FIXTURES[which]);
+            for mutation in &mutations {
+                apply(&mut bytes, mutation);
+            }
+            let origin = FeedOrigin::url(&Url::parse("https://feeds.example/space.xml").unwrap());
+            let Ok(feed) = parse_feed(&bytes, &origin) else {
+                return Ok(());
+            };
+            prop_assert!(!feed.source.is_empty());
+            for item in &feed.items {
+                prop_assert!(!item.title.is_empty());
+                prop_assert!(!item.title.chars().any(char::is_control), "{:?}", item.title);
+                let url = Url::parse(&item.url).unwrap();
+                prop_assert!(matches!(url.scheme(), "http" | "https"), "{}", url);
+                prop_assert!(!item.summary_html.to_ascii_lowercase().contains("<script"));
+                prop_assert!(!item.summary_html.to_ascii_lowercase().contains("javascript:"));
+                prop_assert_eq!(summary_html(&item.summary_html, Some(&url)), item.summary_html.clone());
+            }
+        }
+    }
+}
