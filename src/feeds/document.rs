@@ -165,8 +165,7 @@ fn root_element(body: &str) -> Result<Root, FeedError> {
             rest = skip_past(after, "?>")?;
         } else if let Some(after) = rest.strip_prefix("<!--") {
             rest = skip_past(after, "-->")?;
-        } else if rest.len() >= 9 && rest[..9].eq_ignore_ascii_case("<!doctype") {
-            let doctype = &rest[9..];
+        } else if let Some(doctype) = strip_prefix_ignore_ascii_case(rest, "<!doctype") {
             let name = doctype.split_whitespace().next().unwrap_or("");
             if name.trim_end_matches('>').eq_ignore_ascii_case("html") {
                 return Err(html_page());
@@ -199,6 +198,14 @@ fn root_element(body: &str) -> Result<Root, FeedError> {
             ));
         }
     }
+}
+
+/// `s` after `prefix`, compared byte by byte, so text in any script never splits a character.
+fn strip_prefix_ignore_ascii_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.as_bytes().get(..prefix.len())?;
+    // An ASCII prefix matched, so its length is a character boundary in `s`.
+    head.eq_ignore_ascii_case(prefix.as_bytes())
+        .then(|| &s[prefix.len()..])
 }
 
 fn skip_past<'a>(s: &'a str, marker: &str) -> Result<&'a str, FeedError> {
@@ -287,6 +294,25 @@ mod tests {
         assert!(e.contains("</rss>"), "{e}");
         assert!(err(b"<feed xmlns=\"http://www.w3.org/2005/Atom\"").contains("</feed>"));
         assert!(err(b"<?xml version=\"1.0\"").contains("prolog"));
+    }
+
+    #[test]
+    fn text_before_the_root_is_refused_whatever_its_characters() {
+        // Found by the feed_import fuzz target: the doctype check sliced nine bytes off
+        // whatever followed the prolog and panicked inside a multi-byte character.
+        for input in [
+            "<?xml version=\"1.0\"?>ééééé<rss></rss>".as_bytes(),
+            "<?xml version=\"1.0\"?><!--x-->\n€€€<rss></rss>".as_bytes(),
+            b"<?xml version=\"1.0\" encoding=\"UTF-6\"?>\n\xc5\xc5\xc5\xc5\xc5<rss></rss>",
+        ] {
+            assert!(
+                err(input).contains("text before the root element"),
+                "{input:?}"
+            );
+        }
+        assert!(inspect("<!ééééé<rss></rss>".as_bytes()).is_err());
+        // The check itself still reads a doctype in any case.
+        assert!(err(b"<!DocType html><html>").contains("HTML page"));
     }
 
     #[test]
