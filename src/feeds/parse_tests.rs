@@ -392,3 +392,15 @@ mod mutated_fixtures {
         }
     }
 }
+
+#[test]
+fn a_late_xml_declaration_is_a_clear_error_not_a_parser_panic() {
+    // Found by fuzzing: feed-rs (quick-xml) panicked on this; the error must say why.
+    let feed = rss("<item><title>T</title><link>https://site.example/a</link>\
+         <description>x<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?></description></item>");
+    let error = parse_feed(&feed, &FeedOrigin::file(Path::new("late.xml"))).unwrap_err();
+    assert!(
+        matches!(&error, FeedError::MalformedXml(m) if m.contains("XML declaration")),
+        "{error}"
+    );
+}
