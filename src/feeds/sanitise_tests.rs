@@ -274,3 +274,24 @@ fn markup_the_parser_moves_is_stored_as_it_reads_back() {
         assert_eq!(summary_html(&once, Some(&base())), once, "{input:?}");
     }
 }
+
+#[test]
+fn control_characters_never_reach_a_summary() {
+    // A feed's escape sequences would otherwise reach the operator's terminal through
+    // `digest preview --format text`, and every reader's plain-text part.
+    for input in [
+        "<p>red \u{1b}[31malert\u{1b}[0m and a bell\u{7}</p>",
+        "temp;\u{1} ul",
+        "<b>a\u{85}b\u{9b}2J</b>\u{7f}",
+    ] {
+        for summary in [summary_html(input, None), summary_from_text(input, None)] {
+            assert!(
+                !summary
+                    .chars()
+                    .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')),
+                "{input:?} became {summary:?}"
+            );
+        }
+    }
+    assert_eq!(summary_html("<p>a\u{1b}[31mb</p>", None), "<p>a[31mb</p>");
+}
