@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod client_ip;
+pub mod cookie_header;
 pub mod form;
 pub mod middleware;
 pub mod pages;
