@@ -56,14 +56,16 @@ const ELLIPSIS: char = '…';
 /// it to [`MAX_SUMMARY_TEXT_CHARS`] characters of text, still well-formed.
 pub fn summary_html(untrusted: &str, base: Option<&Url>) -> String {
     let builder = summary_builder(base);
-    // The parser keeps control characters as text, and escape sequences in a summary
-    // would reach the operator's terminal (`digest preview --format text`) and every
-    // reader's plain-text part. HTML's own whitespace stays.
-    let visible: String = head(untrusted, MAX_SUMMARY_INPUT_BYTES)
+    // The parser keeps control characters as text, raw or as character references, and
+    // escape sequences in a summary would reach the operator's terminal (`digest preview
+    // --format text`) and every reader's plain-text part. They are dropped from what the
+    // sanitiser wrote, where every reference is decoded; HTML's own whitespace stays.
+    let clean: String = builder
+        .clean(head(untrusted, MAX_SUMMARY_INPUT_BYTES))
+        .to_string()
         .chars()
         .filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'))
         .collect();
-    let clean = builder.clean(&visible).to_string();
     let (mut html, _) = truncate_html(&clean, MAX_SUMMARY_TEXT_CHARS);
     // Sanitised output is not always read back as the tree it was written from: a table
     // makes the parser move content out of it (foster parenting), and once the table is

@@ -283,6 +283,10 @@ fn control_characters_never_reach_a_summary() {
         "<p>red \u{1b}[31malert\u{1b}[0m and a bell\u{7}</p>",
         "temp;\u{1} ul",
         "<b>a\u{85}b\u{9b}2J</b>\u{7f}",
+        // Character references decode to control characters too.
+        "<p>&#x1b;[31mred&#7;</p>",
+        // Found by the sanitise fuzz target: dropping the NUL made "&#4" of "&#\04".
+        "_u_<O___l><li><b>o\u{1} neli><b>o\u{1} ne<li>t<li><b>o\u{1}li><b>o\u{1} ne\u{4}\0\0&#\04)\">cl<blockqde>",
     ] {
         for summary in [summary_html(input, None), summary_from_text(input, None)] {
             assert!(
