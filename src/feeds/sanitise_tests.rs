@@ -41,6 +41,12 @@ fn attributes(tag: &str) -> Vec<(String, String)> {
 /// What the brief calls "never": script tags, handlers, styles, dangerous URLs.
 fn assert_safe(html: &str) {
     assert!(!html.to_ascii_lowercase().contains("<script"), "{html}");
+    assert!(
+        !html
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')),
+        "a control character in {html:?}"
+    );
     let tags = markup(html);
     for tag in tags.lines() {
         let lower = tag.to_ascii_lowercase();
@@ -224,6 +230,8 @@ fn hostile_fragment() -> impl Strategy<Value = String> {
         Just("<p><strong>".to_owned()),
         Just("</p></ul>".to_owned()),
         Just("&lt;script&gt;".to_owned()),
+        Just("&#x1b;[2J&#0;&#x85;\u{1b}]8;;https://x.example\u{7}".to_owned()),
+        Just("<table><li>".to_owned()),
         "[a-z <>/=\"'&;:]{0,30}",
         any::<String>(),
     ]
