@@ -404,3 +404,46 @@ fn a_late_xml_declaration_is_a_clear_error_not_a_parser_panic() {
         "{error}"
     );
 }
+
+fn latin1_feed(prolog: &str) -> Vec<u8> {
+    let body = "<rss version=\"2.0\"><channel><title>Caf\u{e9} Orbit</title>\
+        <link>https://orbit.example/</link><item><title>Launch</title>\
+        <link>https://orbit.example/1</link></item></channel></rss>";
+    let mut feed = prolog.as_bytes().to_vec();
+    feed.extend(body.chars().map(|c| u8::try_from(u32::from(c)).unwrap()));
+    feed
+}
+
+#[test]
+fn a_long_declaration_of_a_latin1_feed_is_read() {
+    // feed-rs (quick-xml) switches encoding only within the first 64 bytes: a valid
+    // declaration with spaces, or blank lines before it, made this a "not a feed".
+    for prolog in [
+        "<?xml version=\"1.0\"     encoding=\"ISO-8859-1\"     standalone=\"yes\"   ?>".to_owned(),
+        format!(
+            "{}<?xml version='1.0' encoding='windows-1252'?>",
+            "\n".repeat(40)
+        ),
+    ] {
+        let feed = parse_feed(&latin1_feed(&prolog), &FeedOrigin::file(Path::new("l.xml")))
+            .unwrap_or_else(|e| panic!("{prolog:?}: {e}"));
+        assert_eq!(feed.source, "Café Orbit");
+        assert_eq!(feed.items.len(), 1);
+    }
+}
+
+#[test]
+fn a_malformed_declaration_is_a_clear_error_not_a_parser_panic() {
+    // Found by the feed_import fuzz target: quick-xml panicked in `set_encoding` when the
+    // declaration ran on past its first 64 bytes.
+    let feed =
+        b"<?xml version=\"1.0\" encoding=\"iso-8859-1\"?\"summary\":>\n<rss version=\"s/0</link>\
+        <guid isPermaLink=\"false\">l-1</guid><pubDate>Sat, 21 Nov 2026 05:00:00 GMT</pubDate>\
+        <description><![CDATA[<p>Lift-off <a href=\".iso-8859-1\"?>\n<rss vers]></description>\
+        </item></channel></rss>\n";
+    let error = parse_feed(feed, &FeedOrigin::file(Path::new("bad.xml"))).unwrap_err();
+    assert!(
+        matches!(&error, FeedError::MalformedXml(m) if m.contains("XML declaration")),
+        "{error}"
+    );
+}
