@@ -9,9 +9,13 @@ use actix_web::http::header::COOKIE;
 
 /// The value of the first readable cookie called `name`; unreadable ones are skipped.
 pub fn value(req: &HttpRequest, name: &str) -> Option<String> {
-    req.headers()
-        .get_all(COOKIE)
-        .flat_map(|header| header.as_bytes().split(|b| *b == b';'))
+    value_in(req.headers().get_all(COOKIE).map(|h| h.as_bytes()), name)
+}
+
+/// [`value`] for the raw `Cookie` header lines, in order.
+pub fn value_in<'a>(headers: impl Iterator<Item = &'a [u8]>, name: &str) -> Option<String> {
+    headers
+        .flat_map(|header| header.split(|b| *b == b';'))
         .filter_map(|pair| std::str::from_utf8(pair).ok())
         .map(str::trim)
         .filter(|pair| !pair.is_empty())
