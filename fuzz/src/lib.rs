@@ -112,7 +112,12 @@ pub fn check_summary(html: &str, base: Option<&url::Url>) {
                 match key {
                     "href" => {
                         // As a mail client reads it: `https:host/x` is https://host/x.
-                        let href = value.trim_end_matches('"').replace("&amp;", "&");
+                        // The serialiser escapes `"`, no-break spaces and `&` in attributes.
+                        let href = value
+                            .trim_end_matches('"')
+                            .replace("&quot;", "\"")
+                            .replace("&nbsp;", "\u{a0}")
+                            .replace("&amp;", "&");
                         let url = url::Url::parse(&href)
                             .unwrap_or_else(|e| panic!("href {href:?} in {html:?}: {e}"));
                         assert!(
