@@ -2,7 +2,7 @@
 //! quick-xml (under feed-rs) can switch from UTF-8 to a declared encoding only while it is
 //! within the document's first 64 bytes: a valid declaration with generous spacing, or
 //! blank lines before it, left a Latin-1 feed decoded as UTF-8 ("not a feed"), and a
-//! declaration that runs on made it panic.
+//! declaration that runs on made it panic, and so did a second declaration later on.
 
 use std::borrow::Cow;
 
@@ -25,10 +25,7 @@ pub(super) fn for_parser(bytes: &[u8]) -> Result<Cow<'_, [u8]>, FeedError> {
             .position(|b| !b.is_ascii_whitespace())
             .unwrap_or(bytes.len() - bom);
     let rest = &bytes[start..];
-    let is_declaration = rest.len() > 5
-        && rest[..5].eq_ignore_ascii_case(b"<?xml")
-        && (rest[5].is_ascii_whitespace() || rest[5] == b'?');
-    if !is_declaration {
+    if !is_declaration(rest) {
         return Ok(Cow::Borrowed(bytes));
     }
     let end = rest
@@ -54,6 +51,84 @@ pub(super) fn for_parser(bytes: &[u8]) -> Result<Cow<'_, [u8]>, FeedError> {
     out.extend_from_slice(b"?>");
     out.extend_from_slice(&rest[end + 2..]);
     Ok(Cow::Owned(out))
+}
+
+/// XML allows its declaration only at the very start. quick-xml panics when a later one
+/// names an encoding (found by fuzzing), so a misplaced one is refused here. The document
+/// is walked as quick-xml tokenises it, so a `<?xml` inside a comment, a CDATA section, a
+/// tag's quoted value or the doctype stays text, and `<![CDATA[` inside a tag opens nothing.
+pub(super) fn check_no_late_declaration(body: &str) -> Result<(), FeedError> {
+    let mut at = 0;
+    while let Some(offset) = body[at..].find('<') {
+        let start = at + offset;
+        let rest = &body[start..];
+        let length = if rest.starts_with("<![CDATA[") {
+            past(rest, "]]>")
+        } else if rest.starts_with("<!--") {
+            past(rest, "-->")
+        } else if rest.starts_with("<!") {
+            doctype_length(rest)
+        } else if rest.starts_with("<?") {
+            if start > 0 && is_declaration(rest.as_bytes()) {
+                return Err(FeedError::MalformedXml(
+                    "an XML declaration (<?xml …?>) after the start of the document".to_owned(),
+                ));
+            }
+            past(rest, "?>")
+        } else {
+            tag_length(rest)
+        };
+        match length {
+            Some(length) => at = start + length,
+            // Unclosed markup runs to the end: nothing after it is read as markup.
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+/// Bytes up to and including the first `marker` in `s`.
+fn past(s: &str, marker: &str) -> Option<usize> {
+    s.find(marker).map(|at| at + marker.len())
+}
+
+/// Bytes of a tag up to its `>`, which may sit inside a quoted attribute value.
+fn tag_length(s: &str) -> Option<usize> {
+    let mut quote = None;
+    for (i, b) in s.bytes().enumerate().skip(1) {
+        match (quote, b) {
+            (None, b'"' | b'\'') => quote = Some(b),
+            (Some(q), _) if b == q => quote = None,
+            (None, b'>') => return Some(i + 1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Bytes of a `<!DOCTYPE …>`, whose internal subset nests `<` and `>`.
+fn doctype_length(s: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, b) in s.bytes().enumerate() {
+        match b {
+            b'<' => depth += 1,
+            b'>' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `<?xml` followed by a space or `?>`; `<?xml-stylesheet …?>` is another instruction.
+fn is_declaration(s: &[u8]) -> bool {
+    s.len() > 5
+        && s[..5].eq_ignore_ascii_case(b"<?xml")
+        && (s[5].is_ascii_whitespace() || s[5] == b'?')
 }
 
 struct Declaration<'a> {

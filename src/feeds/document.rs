@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 
 use super::FeedError;
+use super::declaration;
 
 /// What the bytes look like.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +46,7 @@ pub(super) fn inspect(bytes: &[u8]) -> Result<Shape, FeedError> {
         Some('<') => {
             let root = root_element(body)?;
             check_complete(body, &root)?;
-            check_no_late_declaration(body)?;
+            declaration::check_no_late_declaration(body)?;
             Ok(Shape::Xml { root: root.name })
         }
         Some(_) => Err(neither_xml_nor_json()),
@@ -209,43 +210,6 @@ fn strip_prefix_ignore_ascii_case<'a>(s: &'a str, prefix: &str) -> Option<&'a st
         .then(|| &s[prefix.len()..])
 }
 
-/// XML allows its declaration only at the very start. quick-xml panics when a later one
-/// names an encoding (found by fuzzing), so a misplaced one is refused here, outside
-/// comments and CDATA sections, where it is only text.
-fn check_no_late_declaration(body: &str) -> Result<(), FeedError> {
-    let mut rest = if is_declaration(body) {
-        &body[1..]
-    } else {
-        body
-    };
-    while let Some(at) = rest.find('<') {
-        rest = &rest[at..];
-        let skip_to = if rest.starts_with("<![CDATA[") {
-            "]]>"
-        } else if rest.starts_with("<!--") {
-            "-->"
-        } else if is_declaration(rest) {
-            return Err(FeedError::MalformedXml(
-                "an XML declaration (<?xml …?>) after the start of the document".to_owned(),
-            ));
-        } else {
-            rest = &rest[1..];
-            continue;
-        };
-        match rest.find(skip_to) {
-            Some(end) => rest = &rest[end + skip_to.len()..],
-            None => break,
-        }
-    }
-    Ok(())
-}
-
-/// `<?xml` followed by a space or `?>`; `<?xml-stylesheet …?>` is another instruction.
-fn is_declaration(s: &str) -> bool {
-    strip_prefix_ignore_ascii_case(s, "<?xml")
-        .is_some_and(|after| after.starts_with(|c: char| c.is_ascii_whitespace() || c == '?'))
-}
-
 fn skip_past<'a>(s: &'a str, marker: &str) -> Result<&'a str, FeedError> {
     s.find(marker)
         .map(|at| &s[at + marker.len()..])
@@ -362,11 +326,24 @@ mod tests {
             </channel></rss>";
         assert!(err(late).contains("XML declaration"), "{}", err(late));
         assert!(err(b"<!-- a --><?XML version='1.0'?><rss></rss>").contains("XML declaration"));
+        // Found by fuzzing too: `<![CDATA[` inside a tag opens no CDATA section, so the
+        // declaration after that tag is markup, and it panicked quick-xml as well.
+        let in_a_tag =
+            b"<rss><i<![CDATA[tem>\n<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?></rss>";
+        assert!(
+            err(in_a_tag).contains("XML declaration"),
+            "{}",
+            err(in_a_tag)
+        );
+        let after_a_quote = b"<rss><a t='<![CDATA['>\n<?xml version=\"1.0\"?></a></rss>";
+        assert!(err(after_a_quote).contains("XML declaration"));
         // Only text inside comments and CDATA, and another instruction, are fine.
         for ok in [
             &b"<?xml version=\"1.0\"?><?xml-stylesheet href=\"s.xsl\"?><rss></rss>"[..],
             b"<rss><d><![CDATA[<?xml version=\"1.0\" encoding=\"latin1\"?>]]></d></rss>",
             b"<rss><!-- <?xml version=\"1.0\"?> --></rss>",
+            b"<rss><a t=\"<?xml version='1.0'?>\"/></rss>",
+            b"<!DOCTYPE rss [<!ENTITY e \"<?xml version='1.0'?>\">]><rss></rss>",
             b"<?xml version=\"1.0\"?><rss><d><![CDATA[unclosed</d></rss>",
         ] {
             assert!(inspect(ok).is_ok(), "{:?}", String::from_utf8_lossy(ok));

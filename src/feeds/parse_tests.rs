@@ -447,3 +447,14 @@ fn a_malformed_declaration_is_a_clear_error_not_a_parser_panic() {
         "{error}"
     );
 }
+
+#[test]
+fn a_declaration_after_a_broken_tag_is_a_clear_error_not_a_parser_panic() {
+    // Found by the feed_import fuzz target (quick-xml's `set_encoding` panic again).
+    let feed = rss("<i<![CDATA[tem>\n<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>titled");
+    let error = parse_feed(&feed, &FeedOrigin::file(Path::new("late.xml"))).unwrap_err();
+    assert!(
+        matches!(&error, FeedError::MalformedXml(m) if m.contains("XML declaration")),
+        "{error}"
+    );
+}
