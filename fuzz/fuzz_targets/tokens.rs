@@ -52,14 +52,14 @@ fn tamper_with_a_signed_token(signer: &UnsubscribeSigner, data: &[u8]) {
             }
         }
     }
-    if let Ok(altered) = String::from_utf8(altered) {
-        if altered != token {
-            assert_eq!(
-                signer.verify(&altered),
-                None,
-                "{token} altered to {altered:?}"
-            );
-        }
+    if let Ok(altered) = String::from_utf8(altered)
+        && altered != token
+    {
+        assert_eq!(
+            signer.verify(&altered),
+            None,
+            "{token} altered to {altered:?}"
+        );
     }
 }
 
