@@ -33,7 +33,12 @@ pub(super) fn inspect(bytes: &[u8]) -> Result<Shape, FeedError> {
     let body = text.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
     match body.chars().next() {
         None => Err(FeedError::Empty),
-        Some('{' | '[') => {
+        // feed-rs sends a document to its JSON parser only when a `{` comes before any
+        // `<`; an array would go to the XML parser, so it is refused here.
+        Some('[') => Err(FeedError::NotAFeed(
+            "JSON, but not a JSON Feed: a JSON Feed is an object, {…}".to_owned(),
+        )),
+        Some('{') => {
             if declared.is_some() {
                 // A JSON Feed is UTF-8 by definition (RFC 8259); a BOM-marked UTF-16
                 // document is something else.

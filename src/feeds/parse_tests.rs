@@ -458,3 +458,17 @@ fn a_declaration_after_a_broken_tag_is_a_clear_error_not_a_parser_panic() {
         "{error}"
     );
 }
+
+#[test]
+fn a_json_array_is_not_a_feed_and_never_reaches_the_xml_parser() {
+    // Found by the feed_import fuzz target: feed-rs picks JSON or XML by the first `{` or
+    // `<` anywhere, so this "JSON" went to quick-xml, which panicked on its declaration.
+    let bytes = b"[>?xml version=\"1.0\" e<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>../....example/</ <lmx?<r";
+    let error = parse_feed(bytes, &FeedOrigin::file(Path::new("a.json"))).unwrap_err();
+    assert!(
+        matches!(&error, FeedError::NotAFeed(m) if m.contains("JSON Feed is an object")),
+        "{error}"
+    );
+    let error = parse_feed(b"[{\"items\": []}]", &FeedOrigin::file(Path::new("a.json")));
+    assert!(matches!(error, Err(FeedError::NotAFeed(_))), "{error:?}");
+}
