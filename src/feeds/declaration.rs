@@ -54,74 +54,18 @@ pub(super) fn for_parser(bytes: &[u8]) -> Result<Cow<'_, [u8]>, FeedError> {
 }
 
 /// XML allows its declaration only at the very start. quick-xml panics when a later one
-/// names an encoding (found by fuzzing), so a misplaced one is refused here. The document
-/// is walked as quick-xml tokenises it, so a `<?xml` inside a comment, a CDATA section, a
-/// tag's quoted value or the doctype stays text, and `<![CDATA[` inside a tag opens nothing.
+/// names an encoding (found by fuzzing), and walking the document as quick-xml tokenises it
+/// proved a chase (broken tags, stray doctypes, `<!-->`): so any `<?xml ` after the start
+/// is refused, even inside a comment or CDATA section, where a feed has no need of one.
 pub(super) fn check_no_late_declaration(body: &str) -> Result<(), FeedError> {
-    let mut at = 0;
-    while let Some(offset) = body[at..].find('<') {
-        let start = at + offset;
-        let rest = &body[start..];
-        let length = if rest.starts_with("<![CDATA[") {
-            past(rest, "]]>")
-        } else if rest.starts_with("<!--") {
-            past(rest, "-->")
-        } else if rest.starts_with("<!") {
-            doctype_length(rest)
-        } else if rest.starts_with("<?") {
-            if start > 0 && is_declaration(rest.as_bytes()) {
-                return Err(FeedError::MalformedXml(
-                    "an XML declaration (<?xml …?>) after the start of the document".to_owned(),
-                ));
-            }
-            past(rest, "?>")
-        } else {
-            tag_length(rest)
-        };
-        match length {
-            Some(length) => at = start + length,
-            // Unclosed markup runs to the end: nothing after it is read as markup.
-            None => break,
-        }
+    let bytes = body.as_bytes();
+    let late = (1..bytes.len()).any(|at| bytes[at] == b'<' && is_declaration(&bytes[at..]));
+    if late {
+        return Err(FeedError::MalformedXml(
+            "an XML declaration (<?xml …?>) after the start of the document".to_owned(),
+        ));
     }
     Ok(())
-}
-
-/// Bytes up to and including the first `marker` in `s`.
-fn past(s: &str, marker: &str) -> Option<usize> {
-    s.find(marker).map(|at| at + marker.len())
-}
-
-/// Bytes of a tag up to its `>`, which may sit inside a quoted attribute value.
-fn tag_length(s: &str) -> Option<usize> {
-    let mut quote = None;
-    for (i, b) in s.bytes().enumerate().skip(1) {
-        match (quote, b) {
-            (None, b'"' | b'\'') => quote = Some(b),
-            (Some(q), _) if b == q => quote = None,
-            (None, b'>') => return Some(i + 1),
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Bytes of a `<!DOCTYPE …>`, whose internal subset nests `<` and `>`.
-fn doctype_length(s: &str) -> Option<usize> {
-    let mut depth = 0usize;
-    for (i, b) in s.bytes().enumerate() {
-        match b {
-            b'<' => depth += 1,
-            b'>' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
 }
 
 /// `<?xml` followed by a space or `?>`; `<?xml-stylesheet …?>` is another instruction.

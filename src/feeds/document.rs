@@ -342,13 +342,25 @@ mod tests {
         );
         let after_a_quote = b"<rss><a t='<![CDATA['>\n<?xml version=\"1.0\"?></a></rss>";
         assert!(err(after_a_quote).contains("XML declaration"));
-        // Only text inside comments and CDATA, and another instruction, are fine.
-        for ok in [
-            &b"<?xml version=\"1.0\"?><?xml-stylesheet href=\"s.xsl\"?><rss></rss>"[..],
-            b"<rss><d><![CDATA[<?xml version=\"1.0\" encoding=\"latin1\"?>]]></d></rss>",
+        // Even where it would be text: a feed has no need of one there.
+        for late in [
+            &b"<rss><d><![CDATA[<?xml version=\"1.0\" encoding=\"latin1\"?>]]></d></rss>"[..],
             b"<rss><!-- <?xml version=\"1.0\"?> --></rss>",
             b"<rss><a t=\"<?xml version='1.0'?>\"/></rss>",
-            b"<!DOCTYPE rss [<!ENTITY e \"<?xml version='1.0'?>\">]><rss></rss>",
+        ] {
+            assert!(
+                err(late).contains("XML declaration"),
+                "{:?}",
+                String::from_utf8_lossy(late)
+            );
+        }
+        // Found by fuzzing: stray doctypes and `<!-->` inside the document.
+        let stray = b"<?xml version=\"1.0\"?>\n<rss><link>char<>!!-->\n<metr!DOCTYP%3s</</link>\
+            <d>x<!DOCTYPE\"eta eh<<><!-->\n<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?></d></rss>";
+        assert!(err(stray).contains("XML declaration"));
+        for ok in [
+            &b"<?xml version=\"1.0\"?><?xml-stylesheet href=\"s.xsl\"?><rss></rss>"[..],
+            b"<rss><d>&lt;?xml version=\"1.0\"?&gt;</d></rss>",
             b"<?xml version=\"1.0\"?><rss><d><![CDATA[unclosed</d></rss>",
         ] {
             assert!(inspect(ok).is_ok(), "{:?}", String::from_utf8_lossy(ok));
