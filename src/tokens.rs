@@ -176,5 +176,77 @@ mod tests {
             let signer = UnsubscribeSigner::new("secret-secret-secret-secret-secret");
             prop_assert_eq!(signer.verify(&s), None);
         }
+
+        #[test]
+        fn every_id_and_scope_round_trips(id in any::<i64>(), whole_subscriber in any::<bool>()) {
+            let signer = UnsubscribeSigner::new("secret-secret-secret-secret-secret");
+            let scope = if whole_subscriber {
+                UnsubscribeScope::Subscriber(id)
+            } else {
+                UnsubscribeScope::Subscription(id)
+            };
+            let token = signer.sign(scope);
+            prop_assert_eq!(token.len(), 35);
+            prop_assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            prop_assert_eq!(signer.verify(&token), Some(scope));
+            // The other scope of the same id has a token of its own.
+            let other = match scope {
+                UnsubscribeScope::Subscriber(id) => UnsubscribeScope::Subscription(id),
+                UnsubscribeScope::Subscription(id) => UnsubscribeScope::Subscriber(id),
+            };
+            prop_assert_ne!(signer.sign(other), token);
+        }
+
+        #[test]
+        fn any_altered_byte_is_refused(
+            id in any::<i64>(),
+            pos in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let signer = UnsubscribeSigner::new("secret-secret-secret-secret-secret");
+            let token = signer.sign(UnsubscribeScope::Subscriber(id));
+            let mut bytes = token.clone().into_bytes();
+            let at = pos.index(bytes.len());
+            prop_assume!(bytes[at] != byte);
+            bytes[at] = byte;
+            // Every position, the last character's padding bits included: a token has one spelling.
+            if let Ok(altered) = String::from_utf8(bytes) {
+                prop_assert_eq!(signer.verify(&altered), None, "{} altered to {}", token, altered);
+            }
+        }
+
+        #[test]
+        fn token_shaped_strings_never_verify(s in "[A-Za-z0-9_-]{35}") {
+            let signer = UnsubscribeSigner::new("secret-secret-secret-secret-secret");
+            prop_assert_eq!(signer.verify(&s), None);
+        }
+
+        #[test]
+        fn tokens_from_one_key_fail_under_another(id in any::<i64>(), key in "[ -~]{1,40}") {
+            let signer = UnsubscribeSigner::new("secret-secret-secret-secret-secret");
+            prop_assume!(key != "secret-secret-secret-secret-secret");
+            let token = signer.sign(UnsubscribeScope::Subscription(id));
+            prop_assert_eq!(UnsubscribeSigner::new(&key).verify(&token), None);
+        }
+
+        #[test]
+        fn confirmation_token_shape_is_43_url_safe_characters(s in prop_oneof![
+            "[A-Za-z0-9_-]{40,46}",
+            "[A-Za-z0-9_=+/.-]{43}",
+            ".{0,50}",
+        ]) {
+            let expected = s.len() == 43
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            prop_assert_eq!(is_confirmation_token_shaped(&s), expected);
+        }
+
+        #[test]
+        fn new_confirmation_tokens_are_shaped_and_hash_to_hex(_run in 0..32u8) {
+            let (token, hash) = new_confirmation_token();
+            prop_assert!(is_confirmation_token_shaped(&token));
+            prop_assert_eq!(hash.len(), 64);
+            prop_assert!(hash.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            prop_assert_eq!(hash_token(&token), hash);
+        }
     }
 }

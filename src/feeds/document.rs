@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 
 use super::FeedError;
+use super::declaration;
 
 /// What the bytes look like.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +33,12 @@ pub(super) fn inspect(bytes: &[u8]) -> Result<Shape, FeedError> {
     let body = text.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
     match body.chars().next() {
         None => Err(FeedError::Empty),
-        Some('{' | '[') => {
+        // feed-rs sends a document to its JSON parser only when a `{` comes before any
+        // `<`; an array would go to the XML parser, so it is refused here.
+        Some('[') => Err(FeedError::NotAFeed(
+            "JSON, but not a JSON Feed: a JSON Feed is an object, {…}".to_owned(),
+        )),
+        Some('{') => {
             if declared.is_some() {
                 // A JSON Feed is UTF-8 by definition (RFC 8259); a BOM-marked UTF-16
                 // document is something else.
@@ -45,6 +51,7 @@ pub(super) fn inspect(bytes: &[u8]) -> Result<Shape, FeedError> {
         Some('<') => {
             let root = root_element(body)?;
             check_complete(body, &root)?;
+            declaration::check_no_late_declaration(body)?;
             Ok(Shape::Xml { root: root.name })
         }
         Some(_) => Err(neither_xml_nor_json()),
@@ -165,8 +172,7 @@ fn root_element(body: &str) -> Result<Root, FeedError> {
             rest = skip_past(after, "?>")?;
         } else if let Some(after) = rest.strip_prefix("<!--") {
             rest = skip_past(after, "-->")?;
-        } else if rest.len() >= 9 && rest[..9].eq_ignore_ascii_case("<!doctype") {
-            let doctype = &rest[9..];
+        } else if let Some(doctype) = strip_prefix_ignore_ascii_case(rest, "<!doctype") {
             let name = doctype.split_whitespace().next().unwrap_or("");
             if name.trim_end_matches('>').eq_ignore_ascii_case("html") {
                 return Err(html_page());
@@ -199,6 +205,14 @@ fn root_element(body: &str) -> Result<Root, FeedError> {
             ));
         }
     }
+}
+
+/// `s` after `prefix`, compared byte by byte, so text in any script never splits a character.
+fn strip_prefix_ignore_ascii_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.as_bytes().get(..prefix.len())?;
+    // An ASCII prefix matched, so its length is a character boundary in `s`.
+    head.eq_ignore_ascii_case(prefix.as_bytes())
+        .then(|| &s[prefix.len()..])
 }
 
 fn skip_past<'a>(s: &'a str, marker: &str) -> Result<&'a str, FeedError> {
@@ -287,6 +301,70 @@ mod tests {
         assert!(e.contains("</rss>"), "{e}");
         assert!(err(b"<feed xmlns=\"http://www.w3.org/2005/Atom\"").contains("</feed>"));
         assert!(err(b"<?xml version=\"1.0\"").contains("prolog"));
+    }
+
+    #[test]
+    fn text_before_the_root_is_refused_whatever_its_characters() {
+        // Found by the feed_import fuzz target: the doctype check sliced nine bytes off
+        // whatever followed the prolog and panicked inside a multi-byte character.
+        for input in [
+            "<?xml version=\"1.0\"?>ééééé<rss></rss>".as_bytes(),
+            "<?xml version=\"1.0\"?><!--x-->\n€€€<rss></rss>".as_bytes(),
+            b"<?xml version=\"1.0\" encoding=\"UTF-6\"?>\n\xc5\xc5\xc5\xc5\xc5<rss></rss>",
+        ] {
+            assert!(
+                err(input).contains("text before the root element"),
+                "{input:?}"
+            );
+        }
+        assert!(inspect("<!ééééé<rss></rss>".as_bytes()).is_err());
+        // The check itself still reads a doctype in any case.
+        assert!(err(b"<!DocType html><html>").contains("HTML page"));
+    }
+
+    #[test]
+    fn a_second_xml_declaration_is_refused() {
+        // Found by the feed_import fuzz target: a declaration naming an encoding inside the
+        // document made quick-xml panic in `set_encoding`.
+        let late = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rss version=\"2.0\"><channel>\
+            <description>Launc<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?></description>\
+            </channel></rss>";
+        assert!(err(late).contains("XML declaration"), "{}", err(late));
+        assert!(err(b"<!-- a --><?XML version='1.0'?><rss></rss>").contains("XML declaration"));
+        // Found by fuzzing too: `<![CDATA[` inside a tag opens no CDATA section, so the
+        // declaration after that tag is markup, and it panicked quick-xml as well.
+        let in_a_tag =
+            b"<rss><i<![CDATA[tem>\n<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?></rss>";
+        assert!(
+            err(in_a_tag).contains("XML declaration"),
+            "{}",
+            err(in_a_tag)
+        );
+        let after_a_quote = b"<rss><a t='<![CDATA['>\n<?xml version=\"1.0\"?></a></rss>";
+        assert!(err(after_a_quote).contains("XML declaration"));
+        // Even where it would be text: a feed has no need of one there.
+        for late in [
+            &b"<rss><d><![CDATA[<?xml version=\"1.0\" encoding=\"latin1\"?>]]></d></rss>"[..],
+            b"<rss><!-- <?xml version=\"1.0\"?> --></rss>",
+            b"<rss><a t=\"<?xml version='1.0'?>\"/></rss>",
+        ] {
+            assert!(
+                err(late).contains("XML declaration"),
+                "{:?}",
+                String::from_utf8_lossy(late)
+            );
+        }
+        // Found by fuzzing: stray doctypes and `<!-->` inside the document.
+        let stray = b"<?xml version=\"1.0\"?>\n<rss><link>char<>!!-->\n<metr!DOCTYP%3s</</link>\
+            <d>x<!DOCTYPE\"eta eh<<><!-->\n<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?></d></rss>";
+        assert!(err(stray).contains("XML declaration"));
+        for ok in [
+            &b"<?xml version=\"1.0\"?><?xml-stylesheet href=\"s.xsl\"?><rss></rss>"[..],
+            b"<rss><d>&lt;?xml version=\"1.0\"?&gt;</d></rss>",
+            b"<?xml version=\"1.0\"?><rss><d><![CDATA[unclosed</d></rss>",
+        ] {
+            assert!(inspect(ok).is_ok(), "{:?}", String::from_utf8_lossy(ok));
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! field checked and every summary sanitised before it is stored; and the poller that
 //! keeps registered feeds flowing in.
 
+mod declaration;
 mod document;
 pub mod fetch;
 pub mod import;

@@ -11,6 +11,7 @@ use feed_rs::model::{Entry, Feed, Link, Text};
 use feed_rs::parser::{ParseErrorKind, ParseFeedError};
 use url::Url;
 
+use super::declaration;
 use super::document::{self, Shape};
 use super::sanitise::{MAX_TITLE_CHARS, plain_text, summary_from_text, summary_html};
 use crate::db::stories::IncomingStory;
@@ -196,7 +197,8 @@ pub fn parse_feed(bytes: &[u8], origin: &FeedOrigin) -> Result<ParsedFeed, FeedE
         .build();
     // feed-rs has panicked on hostile input before; a bad feed must not take the poller
     // or the command down with it.
-    let feed = catch_unwind(AssertUnwindSafe(|| parser.parse(bytes)))
+    let bytes = declaration::for_parser(bytes)?;
+    let feed = catch_unwind(AssertUnwindSafe(|| parser.parse(&bytes[..])))
         .map_err(|_| FeedError::Malformed("the feed parser gave up on this document".into()))?
         .map_err(|e| parse_error(e, &shape))?;
     Ok(convert(feed, origin))

@@ -288,3 +288,187 @@ fn hand_given_story_urls_must_be_absolute_http() {
         assert!(story_url(bad).is_err(), "{bad}");
     }
 }
+
+mod mutated_fixtures {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::feeds::sanitise::summary_html;
+
+    const FIXTURES: [&str; 11] = [
+        "atom.xml",
+        "feed.json",
+        "missing-fields.xml",
+        "no-dates.xml",
+        "not-a-feed.html",
+        "rss1.rdf",
+        "rss2-updated.xml",
+        "rss2.xml",
+        "script-and-handlers.xml",
+        "truncated.xml",
+        "wrong-encoding.xml",
+    ];
+
+    /// Pieces that break feeds in interesting ways: markup, prolog, encodings, multi-byte text.
+    const SPLICES: [&[u8]; 14] = [
+        b"<![CDATA[",
+        b"]]>",
+        b"<!--",
+        b"<!DOCTYPE rss [<!ENTITY e \"x\">]>",
+        b"&e;",
+        b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>",
+        b"\xef\xbb\xbf",
+        b"\xff\xfe",
+        "é€🚀".as_bytes(),
+        b"<!\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9",
+        b"<script>alert(1)</script>",
+        b"<a href=\"javascript:alert(1)\">x</a>",
+        b"\"items\":[{\"url\":\"/x\",\"title\":\"t\"}]",
+        b"\0",
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Cut(prop::sample::Index),
+        Delete(prop::sample::Index, usize),
+        Flip(prop::sample::Index, u8),
+        Splice(prop::sample::Index, prop::sample::Index),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            any::<prop::sample::Index>().prop_map(Mutation::Cut),
+            (any::<prop::sample::Index>(), 1..64usize).prop_map(|(at, n)| Mutation::Delete(at, n)),
+            (any::<prop::sample::Index>(), any::<u8>()).prop_map(|(at, b)| Mutation::Flip(at, b)),
+            (any::<prop::sample::Index>(), any::<prop::sample::Index>())
+                .prop_map(|(at, piece)| Mutation::Splice(at, piece)),
+        ]
+    }
+
+    fn apply(bytes: &mut Vec<u8>, mutation: &Mutation) {
+        let len = bytes.len();
+        match mutation {
+            Mutation::Cut(at) => bytes.truncate(at.index(len + 1)),
+            Mutation::Delete(at, n) => {
+                let from = at.index(len + 1);
+                bytes.drain(from..(from + n).min(len));
+            }
+            Mutation::Flip(at, byte) if len > 0 => bytes[at.index(len)] = *byte,
+            Mutation::Flip(..) => bytes.push(0),
+            Mutation::Splice(at, piece) => {
+                let at = at.index(len + 1);
+                let piece = SPLICES[piece.index(SPLICES.len())];
+                bytes.splice(at..at, piece.iter().copied());
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn damaged_feeds_are_refused_or_read_safely(
+            which in 0..FIXTURES.len(),
+            mutations in prop::collection::vec(mutation(), 1..6),
+        ) {
+            let mut bytes = fixture(FIXTURES[which]);
+            for mutation in &mutations {
+                apply(&mut bytes, mutation);
+            }
+            let origin = FeedOrigin::url(&Url::parse("https://feeds.example/space.xml").unwrap());
+            let Ok(feed) = parse_feed(&bytes, &origin) else {
+                return Ok(());
+            };
+            prop_assert!(!feed.source.is_empty());
+            for item in &feed.items {
+                prop_assert!(!item.title.is_empty());
+                prop_assert!(!item.title.chars().any(char::is_control), "{:?}", item.title);
+                let url = Url::parse(&item.url).unwrap();
+                prop_assert!(matches!(url.scheme(), "http" | "https"), "{}", url);
+                prop_assert!(!item.summary_html.to_ascii_lowercase().contains("<script"));
+                prop_assert!(!item.summary_html.to_ascii_lowercase().contains("javascript:"));
+                prop_assert_eq!(summary_html(&item.summary_html, Some(&url)), item.summary_html.clone());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_late_xml_declaration_is_a_clear_error_not_a_parser_panic() {
+    // Found by fuzzing: feed-rs (quick-xml) panicked on this; the error must say why.
+    let feed = rss("<item><title>T</title><link>https://site.example/a</link>\
+         <description>x<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?></description></item>");
+    let error = parse_feed(&feed, &FeedOrigin::file(Path::new("late.xml"))).unwrap_err();
+    assert!(
+        matches!(&error, FeedError::MalformedXml(m) if m.contains("XML declaration")),
+        "{error}"
+    );
+}
+
+fn latin1_feed(prolog: &str) -> Vec<u8> {
+    let body = "<rss version=\"2.0\"><channel><title>Caf\u{e9} Orbit</title>\
+        <link>https://orbit.example/</link><item><title>Launch</title>\
+        <link>https://orbit.example/1</link></item></channel></rss>";
+    let mut feed = prolog.as_bytes().to_vec();
+    feed.extend(body.chars().map(|c| u8::try_from(u32::from(c)).unwrap()));
+    feed
+}
+
+#[test]
+fn a_long_declaration_of_a_latin1_feed_is_read() {
+    // feed-rs (quick-xml) switches encoding only within the first 64 bytes: a valid
+    // declaration with spaces, or blank lines before it, made this a "not a feed".
+    for prolog in [
+        "<?xml version=\"1.0\"     encoding=\"ISO-8859-1\"     standalone=\"yes\"   ?>".to_owned(),
+        format!(
+            "{}<?xml version='1.0' encoding='windows-1252'?>",
+            "\n".repeat(40)
+        ),
+    ] {
+        let feed = parse_feed(&latin1_feed(&prolog), &FeedOrigin::file(Path::new("l.xml")))
+            .unwrap_or_else(|e| panic!("{prolog:?}: {e}"));
+        assert_eq!(feed.source, "Café Orbit");
+        assert_eq!(feed.items.len(), 1);
+    }
+}
+
+#[test]
+fn a_malformed_declaration_is_a_clear_error_not_a_parser_panic() {
+    // Found by the feed_import fuzz target: quick-xml panicked in `set_encoding` when the
+    // declaration ran on past its first 64 bytes.
+    let feed =
+        b"<?xml version=\"1.0\" encoding=\"iso-8859-1\"?\"summary\":>\n<rss version=\"s/0</link>\
+        <guid isPermaLink=\"false\">l-1</guid><pubDate>Sat, 21 Nov 2026 05:00:00 GMT</pubDate>\
+        <description><![CDATA[<p>Lift-off <a href=\".iso-8859-1\"?>\n<rss vers]></description>\
+        </item></channel></rss>\n";
+    let error = parse_feed(feed, &FeedOrigin::file(Path::new("bad.xml"))).unwrap_err();
+    assert!(
+        matches!(&error, FeedError::MalformedXml(m) if m.contains("XML declaration")),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_declaration_after_a_broken_tag_is_a_clear_error_not_a_parser_panic() {
+    // Found by the feed_import fuzz target (quick-xml's `set_encoding` panic again).
+    let feed = rss("<i<![CDATA[tem>\n<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>titled");
+    let error = parse_feed(&feed, &FeedOrigin::file(Path::new("late.xml"))).unwrap_err();
+    assert!(
+        matches!(&error, FeedError::MalformedXml(m) if m.contains("XML declaration")),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_json_array_is_not_a_feed_and_never_reaches_the_xml_parser() {
+    // Found by the feed_import fuzz target: feed-rs picks JSON or XML by the first `{` or
+    // `<` anywhere, so this "JSON" went to quick-xml, which panicked on its declaration.
+    let bytes = b"[>?xml version=\"1.0\" e<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>../....example/</ <lmx?<r";
+    let error = parse_feed(bytes, &FeedOrigin::file(Path::new("a.json"))).unwrap_err();
+    assert!(
+        matches!(&error, FeedError::NotAFeed(m) if m.contains("JSON Feed is an object")),
+        "{error}"
+    );
+    let error = parse_feed(b"[{\"items\": []}]", &FeedOrigin::file(Path::new("a.json")));
+    assert!(matches!(error, Err(FeedError::NotAFeed(_))), "{error:?}");
+}

@@ -44,6 +44,9 @@ const LINK_REL: &str = "noopener noreferrer nofollow";
 /// through a tag is harmless: the sanitiser parses any fragment safely.
 const MAX_SUMMARY_INPUT_BYTES: usize = 64 * 1024;
 
+/// Re-parses of a sanitised summary before it is taken as stable; one or two suffice.
+const MAX_REPARSES: usize = 4;
+
 /// Appended where a summary or title was cut short.
 const ELLIPSIS: char = '…';
 
@@ -53,17 +56,29 @@ const ELLIPSIS: char = '…';
 /// it to [`MAX_SUMMARY_TEXT_CHARS`] characters of text, still well-formed.
 pub fn summary_html(untrusted: &str, base: Option<&Url>) -> String {
     let builder = summary_builder(base);
-    let clean = builder
+    // The parser keeps control characters as text, raw or as character references, and
+    // escape sequences in a summary would reach the operator's terminal (`digest preview
+    // --format text`) and every reader's plain-text part. They are dropped from what the
+    // sanitiser wrote, where every reference is decoded; HTML's own whitespace stays.
+    let clean: String = builder
         .clean(head(untrusted, MAX_SUMMARY_INPUT_BYTES))
-        .to_string();
-    let (cut, truncated) = truncate_html(&clean, MAX_SUMMARY_TEXT_CHARS);
-    let html = if truncated {
-        // Belt and braces: the cut copy is well-formed already, but running it through
-        // the sanitiser again guarantees it, whatever the cut left behind.
-        builder.clean(&cut).to_string()
-    } else {
-        clean
-    };
+        .to_string()
+        .chars()
+        .filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    let (mut html, _) = truncate_html(&clean, MAX_SUMMARY_TEXT_CHARS);
+    // Sanitised output is not always read back as the tree it was written from: a table
+    // makes the parser move content out of it (foster parenting), and once the table is
+    // dropped the serialised tree may hold an `<li>` inside a `<b>`, which the next parser
+    // (a reader's mail client) restructures. So it is parsed again until it reads back
+    // unchanged; what is stored is then what every reader's client sees.
+    for _ in 0..MAX_REPARSES {
+        let again = builder.clean(&html).to_string();
+        if again == html {
+            break;
+        }
+        html = again;
+    }
     html.trim().to_owned()
 }
 

@@ -4,11 +4,13 @@
 pub mod admin;
 pub mod catalog;
 pub mod client_ip;
+pub mod cookie_header;
 pub mod form;
 pub mod middleware;
 pub mod pages;
 pub mod responses;
 pub mod routes;
+pub mod signup_input;
 
 use std::net::{IpAddr, TcpListener};
 use std::num::NonZeroU32;

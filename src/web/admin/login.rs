@@ -11,8 +11,8 @@ use super::session::{cookie_name, secure_cookies};
 use super::{Console, ConsoleError, CsrfForm, Layout, render, render_with, see_other};
 use crate::console::{OperatorPassword, login_limit, password, sessions};
 use crate::db::{self, operators};
-use crate::web::AppState;
 use crate::web::client_ip::{client_ip, rate_limit_key};
+use crate::web::{AppState, cookie_header};
 
 /// The login form's own CSRF token lives in a cookie (double submit): there is no
 /// session yet to keep it in.
@@ -76,9 +76,7 @@ async fn login_page(
     state: web::Data<AppState>,
     query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
-    let token = req
-        .cookie(login_cookie_name(&state))
-        .map(|c| c.value().to_owned())
+    let token = cookie_header::value(&req, login_cookie_name(&state))
         .filter(|v| v.len() == 43)
         .unwrap_or_else(sessions::new_token);
     let no_operator = db::run(&state.pool, operators::count).await? == 0;
@@ -118,10 +116,7 @@ async fn login(
 ) -> Result<HttpResponse, ConsoleError> {
     let form: LoginForm = serde_urlencoded::from_bytes(&body)
         .map_err(|_| ConsoleError::BadInput("the login form could not be read".into()))?;
-    let expected = req
-        .cookie(login_cookie_name(&state))
-        .map(|c| c.value().to_owned())
-        .unwrap_or_default();
+    let expected = cookie_header::value(&req, login_cookie_name(&state)).unwrap_or_default();
     if !sessions::tokens_match(&expected, &form.csrf_token) {
         return Err(ConsoleError::Csrf);
     }
@@ -194,9 +189,8 @@ async fn login(
     };
 
     // A fresh session id at every login: one fixed before login is never promoted.
-    let previous = req
-        .cookie(cookie_name(&state))
-        .map(|c| crate::tokens::hash_token(c.value()));
+    let previous =
+        cookie_header::value(&req, cookie_name(&state)).map(|v| crate::tokens::hash_token(&v));
     let (key, from, operator_id) = (email_key, ip.clone(), operator.id);
     let (idle, max) = (
         state.policy.settings.admin_session_idle,

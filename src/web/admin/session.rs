@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use super::{ConsoleError, Layout};
 use crate::console::sessions::{self, Lifetime};
 use crate::db::operators::{Operator, Session};
-use crate::web::AppState;
+use crate::web::{AppState, cookie_header};
 
 /// Name of the session cookie over plain HTTP. Over HTTPS it carries the `__Host-`
 /// prefix, which browsers accept only with `Secure`, `Path=/` and no `Domain`.
@@ -184,8 +184,7 @@ impl FromRequest for Console {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let cookie = state
             .as_ref()
-            .and_then(|s| req.cookie(cookie_name(s)))
-            .map(|c| c.value().to_owned());
+            .and_then(|s| cookie_header::value(req, cookie_name(s)));
         Box::pin(async move {
             let state = state.ok_or_else(|| {
                 ConsoleError::Internal(anyhow::anyhow!("the console has no application state"))

@@ -6,41 +6,21 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::db::StorageError;
 use crate::db::newsletters::Newsletter;
-use crate::domain::{NewsletterSlug, SubscriberEmail, SubscriberName};
-use crate::subscriptions::SignupRequest;
 use crate::web::catalog::Snapshot;
-use crate::web::form;
 use crate::web::pages::{CheckInboxPage, FormErrors, SubscribePage};
 use crate::web::responses::{self, Format};
 use crate::web::routes::home::newsletter_options;
+use crate::web::signup_input::{self, BodyKind, Rejection, SignupInput};
 use crate::web::{AppState, client_ip};
 
 /// Largest body accepted: a signup is a few hundred bytes.
 pub const MAX_BODY: usize = 16 * 1024;
-/// Most newsletters one signup may name.
-const MAX_NEWSLETTERS: usize = 50;
 /// Tracked client addresses above which idle ones are swept from the rate limiter.
 const LIMITER_KEYS_BEFORE_SWEEP: usize = 10_000;
-/// The hidden field only bots fill in.
-const HONEYPOT: &str = "website";
-
-/// The signup as sent, before validation.
-#[derive(Debug, Default)]
-struct SignupInput {
-    email: String,
-    name: String,
-    newsletters: Option<Vec<String>>,
-    honeypot_filled: bool,
-}
-
-enum BodyKind {
-    Form,
-    Json,
-}
 
 /// Handles a signup.
 pub async fn subscribe(
@@ -86,11 +66,7 @@ pub async fn subscribe(
         Ok(body) => body,
         Err(response) => return response(format),
     };
-    let input = match kind {
-        BodyKind::Form => parse_form(&body),
-        BodyKind::Json => parse_json(&body),
-    };
-    let input = match input {
+    let input = match signup_input::decode(kind, &body) {
         Ok(input) => input,
         Err(Rejection::Malformed(message)) => {
             return responses::error(
@@ -116,7 +92,7 @@ pub async fn subscribe(
         Err(error) => return responses::unavailable(format, &error),
     };
     let all = &all.newsletters;
-    let request = match validate(&input, all, ip.map(|ip| ip.to_string())) {
+    let request = match signup_input::validate(&input, all, ip.map(|ip| ip.to_string())) {
         Ok(request) => request,
         Err(errors) => return invalid_with(all, format, &input, errors),
     };
@@ -132,12 +108,7 @@ pub async fn subscribe(
 
 fn body_kind(req: &HttpRequest) -> Option<BodyKind> {
     let content_type = req.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
-    let mime = content_type.split(';').next()?.trim().to_ascii_lowercase();
-    match mime.as_str() {
-        "application/x-www-form-urlencoded" => Some(BodyKind::Form),
-        "application/json" => Some(BodyKind::Json),
-        _ => None,
-    }
+    BodyKind::of_content_type(content_type)
 }
 
 type Refusal = Box<dyn FnOnce(Format) -> HttpResponse>;
@@ -181,142 +152,6 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-enum Rejection {
-    /// The body itself is unreadable.
-    Malformed(String),
-    /// The body is readable but fields have the wrong type.
-    Fields(FormErrors),
-}
-
-fn parse_form(body: &[u8]) -> Result<SignupInput, Rejection> {
-    let malformed =
-        |e: form::FormError| Rejection::Malformed(format!("{}.", capitalise(&e.to_string())));
-    let pairs = form::parse_pairs(body).map_err(malformed)?;
-    Ok(SignupInput {
-        email: form::single(&pairs, "email")
-            .map_err(malformed)?
-            .unwrap_or_default(),
-        name: form::single(&pairs, "name")
-            .map_err(malformed)?
-            .unwrap_or_default(),
-        newsletters: form::multiple(&pairs, "newsletters"),
-        honeypot_filled: form::multiple(&pairs, HONEYPOT)
-            .is_some_and(|values| values.iter().any(|v| !v.trim().is_empty())),
-    })
-}
-
-fn parse_json(body: &[u8]) -> Result<SignupInput, Rejection> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| Rejection::Malformed(format!("The body is not valid JSON: {e}.")))?;
-    let Value::Object(object) = value else {
-        return Err(Rejection::Malformed(
-            "The body must be a JSON object with an \"email\" field.".into(),
-        ));
-    };
-    let mut errors = FormErrors::default();
-    let mut input = SignupInput::default();
-    match object.get("email") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => input.email = s.clone(),
-        Some(_) => errors.email.push("The email must be a string.".into()),
-    }
-    match object.get("name") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => input.name = s.clone(),
-        Some(_) => errors.name.push("The name must be a string.".into()),
-    }
-    match object.get("newsletters") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => input.newsletters = Some(vec![s.clone()]),
-        Some(Value::Array(items)) => {
-            let slugs: Option<Vec<String>> = items
-                .iter()
-                .map(|item| item.as_str().map(str::to_owned))
-                .collect();
-            match slugs {
-                Some(slugs) => input.newsletters = Some(slugs),
-                None => errors
-                    .newsletters
-                    .push("Newsletters must be a list of newsletter names.".into()),
-            }
-        }
-        Some(_) => errors
-            .newsletters
-            .push("Newsletters must be a list of newsletter names.".into()),
-    }
-    input.honeypot_filled = match object.get(HONEYPOT) {
-        None | Some(Value::Null) => false,
-        Some(Value::String(s)) => !s.trim().is_empty(),
-        Some(_) => true,
-    };
-    if errors.is_empty() {
-        Ok(input)
-    } else {
-        Err(Rejection::Fields(errors))
-    }
-}
-
-fn validate(
-    input: &SignupInput,
-    all: &[Newsletter],
-    ip: Option<String>,
-) -> Result<SignupRequest, FormErrors> {
-    let mut errors = FormErrors::default();
-    let email = SubscriberEmail::parse(&input.email)
-        .map_err(|e| errors.email.push(e.to_string()))
-        .ok();
-    let name = SubscriberName::parse(&input.name)
-        .map_err(|e| errors.name.push(e.to_string()))
-        .ok()
-        .flatten();
-    let mut chosen: Vec<Newsletter> = Vec::new();
-    match &input.newsletters {
-        None => match all
-            .iter()
-            .find(|n| n.slug == NewsletterSlug::DEFAULT)
-            .or(all.first())
-        {
-            Some(default) => chosen.push(default.clone()),
-            None => errors
-                .general
-                .push("There is no newsletter to subscribe to yet.".into()),
-        },
-        Some(slugs) if slugs.is_empty() || slugs.iter().all(|s| s.is_empty()) => {
-            errors
-                .newsletters
-                .push("Choose at least one newsletter.".into());
-        }
-        Some(slugs) if slugs.len() > MAX_NEWSLETTERS => {
-            errors
-                .newsletters
-                .push("That is more newsletters than we have.".into());
-        }
-        Some(slugs) => {
-            for slug in slugs {
-                match all.iter().find(|n| &n.slug == slug) {
-                    Some(newsletter) if !chosen.iter().any(|c| c.id == newsletter.id) => {
-                        chosen.push(newsletter.clone());
-                    }
-                    Some(_) => {}
-                    None => errors.newsletters.push(format!(
-                        "There is no newsletter called \"{}\".",
-                        slug.chars().take(60).collect::<String>()
-                    )),
-                }
-            }
-        }
-    }
-    match email {
-        Some(email) if errors.is_empty() => Ok(SignupRequest {
-            email,
-            name,
-            newsletters: chosen,
-            ip,
-        }),
-        _ => Err(errors),
-    }
 }
 
 /// 400 with the reasons: the form again with messages and values, or field errors.
@@ -402,13 +237,5 @@ fn accepted(format: Format) -> HttpResponse {
             }),
         ),
         Format::Html => responses::page(StatusCode::OK, &CheckInboxPage),
-    }
-}
-
-fn capitalise(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
     }
 }
