@@ -291,7 +291,8 @@ impl WriteLock {
             }
         };
         let sql = match conn {
-            DbConnection::Sqlite(_) => "BEGIN IMMEDIATE",
+            // The recorder may be committing at this moment: wait for it, as any writer would.
+            DbConnection::Sqlite(_) => "PRAGMA busy_timeout = 10000; BEGIN IMMEDIATE",
             DbConnection::Pg(_) => "BEGIN; LOCK TABLE outbound_emails IN EXCLUSIVE MODE",
         };
         conn.batch_execute(sql).expect("the write lock");
