@@ -34,14 +34,15 @@ LABEL org.opencontainers.image.title="spacedigest" \
       org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
 # libpq5 for PostgreSQL. SMTP and feed TLS use rustls with compiled-in webpki roots and
 # need no system store; ca-certificates is for libpq's TLS (sslmode=verify-full with
-# sslrootcert=/etc/ssl/certs/ca-certificates.crt). Versions are not pinned so that a
-# rebuild picks up Debian's security updates; the base image tag fixes the release.
+# sslrootcert=/etc/ssl/certs/ca-certificates.crt). sqlite3 takes online backups as the
+# same user (`docker exec … sqlite3 … .backup`, DEPLOY.md). Versions are not pinned so
+# that a rebuild picks up Debian's security updates; the base image tag fixes the release.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libpq5 ca-certificates \
+ && apt-get install -y --no-install-recommends libpq5 ca-certificates sqlite3 \
  && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --user-group --uid 10001 --home-dir /data --shell /usr/sbin/nologin spacedigest \
- && mkdir -p /data/outbox \
+ && mkdir -p /data/outbox /data/backups \
  && chown -R spacedigest:spacedigest /data
 COPY --from=builder /usr/local/bin/spacedigest /usr/local/bin/spacedigest
 
