@@ -29,8 +29,9 @@ const READERS: usize = 20_000;
 const DAY: &str = "2026-11-20";
 const OPERATOR_EMAIL: &str = "ops@spacedigest.test";
 const OPERATOR_PASSWORD: &str = "orbital tangerine lighthouse 47";
-/// The whole send must finish within this (debug binary, shared 2-core machine).
-const SEND_WITHIN: Duration = Duration::from_secs(180);
+/// A guard against a hung send, not a speed limit: the debug binary on a shared 2-core
+/// machine, beside the rest of the suite, took up to 70 s for one send.
+const SEND_WITHIN: Duration = Duration::from_secs(600);
 
 /// A child process of the real binary, killed when dropped (also when a test fails).
 struct Process {
