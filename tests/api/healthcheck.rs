@@ -62,3 +62,21 @@ async fn healthcheck_exits_0_while_serve_answers_and_1_when_nothing_does() {
         "a 404 is not healthy: {wrong:?}"
     );
 }
+
+#[tokio::test]
+async fn healthcheck_gives_up_on_a_server_that_never_answers() {
+    // The kernel completes the TCP handshake; nobody ever reads or answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/health_check", silent.local_addr().unwrap());
+    let started = std::time::Instant::now();
+    let hung = tokio::task::spawn_blocking(move || healthcheck(&["--url", &url], "127.0.0.1:1"))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(hung.status.code(), Some(1), "a silent server: {hung:?}");
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "within its 3 s timeout, not the container's: took {took:?}"
+    );
+    drop(silent);
+}
