@@ -3,6 +3,7 @@
 mod admin;
 mod digest;
 mod feeds;
+mod healthcheck;
 mod stories;
 mod subscribers;
 
@@ -57,6 +58,12 @@ pub enum Command {
     /// Export or import the list as CSV.
     #[command(subcommand)]
     Subscribers(subscribers::SubscribersCommand),
+    /// Exit 0 if the local `serve` answers GET /health_check, else 1 (container health checks).
+    Healthcheck {
+        /// URL to check (default: /health_check on the port of SPACEDIGEST_LISTEN, via loopback).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
 }
 
 /// `newsletter …`
@@ -110,6 +117,10 @@ impl Cli {
             Command::Digest(command) => digest::run(&settings, command).await,
             Command::Admin(command) => admin::run(&settings, command).await,
             Command::Subscribers(command) => subscribers::run(&settings, command).await,
+            Command::Healthcheck { url } => {
+                let url = url.unwrap_or_else(|| healthcheck::local_url(settings.listen));
+                healthcheck::run(&url).await
+            }
             Command::Newsletter(NewsletterCommand::List) => {
                 let pool = app::prepare_database(&settings).await?;
                 let all = db::run(&pool, newsletters::all).await?;

@@ -11,12 +11,14 @@ mod faults;
 mod feeds;
 #[path = "support/figures.rs"]
 mod figures;
+mod healthcheck;
 mod helpers;
 mod lease;
 mod limits;
 mod pages;
 #[path = "support/pg_cluster.rs"]
 mod pg_cluster;
+mod scale_out;
 mod signup;
 #[path = "support/smtp_server.rs"]
 mod smtp_server;
