@@ -14,6 +14,7 @@ mod figures;
 mod helpers;
 mod lease;
 mod limits;
+mod observability;
 mod pages;
 #[path = "support/pg_cluster.rs"]
 mod pg_cluster;
