@@ -1,6 +1,7 @@
 //! Assembles the running service: pool, migrations, secret key, worker, web server.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
@@ -12,6 +13,7 @@ use crate::config::{DatabaseUrl, Settings};
 use crate::db::{self, Pool};
 use crate::delivery::{DeliveryWorker, QueueSignal};
 use crate::mail::Mailer;
+use crate::observability::{self, Metrics};
 use crate::subscriptions::Policy;
 use crate::tokens::UnsubscribeSigner;
 use crate::web::{self, AppState};
@@ -61,6 +63,7 @@ pub async fn policy(settings: &Settings, pool: &Pool) -> anyhow::Result<Policy> 
     Ok(Policy {
         settings: settings.clone(),
         signer: UnsubscribeSigner::new(&key),
+        metrics: Arc::new(Metrics::new()),
     })
 }
 
@@ -76,11 +79,26 @@ pub fn spawn_worker(
     Ok(tokio::spawn(worker.run(shutdown)))
 }
 
+/// Starts the separate metrics listener when `SPACEDIGEST_METRICS_LISTEN` asks for one.
+pub fn start_metrics_listener(policy: &Policy, pool: &Pool) -> anyhow::Result<Option<Server>> {
+    let Some(address) = policy.settings.observability.metrics_listen else {
+        return Ok(None);
+    };
+    let listener = observability::listener::bind(address)?;
+    let bound = listener.local_addr()?;
+    let server =
+        observability::listener::server(listener, pool.clone(), Arc::clone(&policy.metrics))?;
+    tracing::info!(address = %bound, "metrics listener started");
+    Ok(Some(server))
+}
+
 /// `serve`: the web server, a delivery worker, the daily scheduler and the feed poller,
 /// until SIGTERM or Ctrl-C.
 pub struct Application {
     port: u16,
     server: Server,
+    /// The separate `/metrics` listener, when configured.
+    metrics: Option<Server>,
     background: Vec<(&'static str, JoinHandle<()>)>,
     shutdown: CancellationToken,
     /// How long the background tasks get to stop after the server has.
@@ -104,6 +122,7 @@ impl Application {
         let pool = prepare_database(&settings).await?;
         let policy = policy(&settings, &pool).await?;
         let port = listener.local_addr()?.port();
+        let metrics = start_metrics_listener(&policy, &pool)?;
         let signal = QueueSignal::default();
         let shutdown = CancellationToken::new();
         let background = vec![
@@ -152,6 +171,7 @@ impl Application {
         Ok(Self {
             port,
             server,
+            metrics,
             background,
             shutdown,
             stop_within: settings.delivery.smtp_timeout + Duration::from_secs(10),
@@ -171,7 +191,15 @@ impl Application {
     /// Serves until the server stops (on SIGTERM/Ctrl-C or through the handle), then lets
     /// the worker finish the batch in flight.
     pub async fn run(self) -> anyhow::Result<()> {
+        let metrics = self.metrics.map(|server| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let served = self.server.await;
+        if let Some((handle, running)) = metrics {
+            handle.stop(true).await;
+            let _ = running.await;
+        }
         tracing::info!("web server stopped; stopping the worker, scheduler and poller");
         self.shutdown.cancel();
         // A task that does not stop must not keep the process alive: what it held comes

@@ -244,6 +244,8 @@ pub struct Settings {
     pub admin_session_idle: Duration,
     /// `SPACEDIGEST_ADMIN_SESSION_MAX_HOURS`: a console session ends this long after login.
     pub admin_session_max: Duration,
+    /// `SPACEDIGEST_METRICS_TOKEN`, `SPACEDIGEST_METRICS_LISTEN`, `SPACEDIGEST_LOG_FORMAT`.
+    pub observability: ObservabilitySettings,
 }
 
 /// The settings as written, before validation. Unknown keys are refused.
@@ -306,6 +308,12 @@ struct RawSettings {
     admin_session_idle_minutes: u64,
     #[serde(default = "defaults::admin_session_max_hours")]
     admin_session_max_hours: u64,
+    #[serde(default)]
+    metrics_token: Option<String>,
+    #[serde(default)]
+    metrics_listen: Option<String>,
+    #[serde(default = "defaults::log_format")]
+    log_format: String,
 }
 
 mod defaults {
@@ -379,6 +387,9 @@ mod defaults {
     }
     pub fn admin_session_max_hours() -> u64 {
         12
+    }
+    pub fn log_format() -> String {
+        "text".into()
     }
 }
 
@@ -547,6 +558,11 @@ impl RawSettings {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| ConfigError::new("log", format!("not a valid log filter: {e}")))?;
+        let observability = ObservabilitySettings::parse(
+            self.metrics_token.as_deref(),
+            self.metrics_listen.as_deref(),
+            &self.log_format,
+        )?;
 
         Ok(Settings {
             database_url,
@@ -596,6 +612,7 @@ impl RawSettings {
                     30 * 24,
                 )? * 3600,
             ),
+            observability,
         })
     }
 }
@@ -647,6 +664,84 @@ impl Settings {
     }
 }
 
+// ------------------------------------------------------------------ observability
+
+/// How logs are written: text for people (the default) or one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines; colours only when stderr is a terminal.
+    Text,
+    /// One JSON object per line, with the current span and its parents.
+    Json,
+}
+
+/// Who may read `/metrics`, and the log format.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ObservabilitySettings {
+    /// `SPACEDIGEST_METRICS_TOKEN`: the bearer token `/metrics` on the main listener asks
+    /// for; without one that route answers 404.
+    pub metrics_token: Option<String>,
+    /// `SPACEDIGEST_METRICS_LISTEN`: a separate address serving only `/metrics`, without a token.
+    pub metrics_listen: Option<SocketAddr>,
+    /// `SPACEDIGEST_LOG_FORMAT`: `text` or `json`.
+    pub log_format: LogFormat,
+}
+
+// The token is a secret: never printed, not even in a Debug dump of the settings.
+impl std::fmt::Debug for ObservabilitySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObservabilitySettings")
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
+            .field("metrics_listen", &self.metrics_listen)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// A shorter bearer token is refused: it would be guessable.
+const METRICS_TOKEN_MIN_LEN: usize = 16;
+
+impl ObservabilitySettings {
+    fn parse(token: Option<&str>, listen: Option<&str>, format: &str) -> Result<Self, ConfigError> {
+        let metrics_token = match token.map(str::trim).filter(|t| !t.is_empty()) {
+            Some(t) if t.len() < METRICS_TOKEN_MIN_LEN => {
+                return Err(ConfigError::new(
+                    "metrics_token",
+                    format!(
+                        "must be at least {METRICS_TOKEN_MIN_LEN} characters (e.g. `openssl rand -hex 32`)"
+                    ),
+                ));
+            }
+            Some(t) if !t.bytes().all(|b| b.is_ascii_graphic()) => {
+                return Err(ConfigError::new(
+                    "metrics_token",
+                    "use printable ASCII without spaces: it travels in an Authorization header",
+                ));
+            }
+            other => other.map(str::to_owned),
+        };
+        let metrics_listen = match listen.map(str::trim).filter(|l| !l.is_empty()) {
+            None => None,
+            Some(l) => Some(SocketAddr::from_str(l).map_err(|_| {
+                ConfigError::new(
+                    "metrics_listen",
+                    "use HOST:PORT with an IP address, e.g. 127.0.0.1:9187",
+                )
+            })?),
+        };
+        let log_format = match format.trim().to_ascii_lowercase().as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => return Err(ConfigError::new("log_format", "use text or json")),
+        };
+        Ok(Self {
+            metrics_token,
+            metrics_listen,
+            log_format,
+        })
+    }
+}
+
 #[cfg(test)]
 // figment's Jail dictates the closure's error type.
 #[allow(clippy::result_large_err)]
@@ -695,6 +790,32 @@ mod tests {
         assert!(err.to_string().contains("unknown setting"));
         let err = load_with(&[("SPACEDIGEST_SECRET_KEY", "short")]).unwrap_err();
         assert_eq!(err.variable, "SPACEDIGEST_SECRET_KEY");
+    }
+
+    #[test]
+    fn observability_settings_are_checked_and_the_token_never_printed() {
+        let s = load_with(&[]).unwrap();
+        assert_eq!(s.observability.log_format, LogFormat::Text);
+        assert_eq!(s.observability.metrics_token, None);
+        assert_eq!(s.observability.metrics_listen, None);
+        let s = load_with(&[
+            ("SPACEDIGEST_LOG_FORMAT", "JSON"),
+            ("SPACEDIGEST_METRICS_TOKEN", "a-long-enough-scrape-token"),
+            ("SPACEDIGEST_METRICS_LISTEN", "127.0.0.1:9187"),
+        ])
+        .unwrap();
+        assert_eq!(s.observability.log_format, LogFormat::Json);
+        assert_eq!(s.observability.metrics_listen.unwrap().port(), 9187);
+        assert!(!format!("{s:?}").contains("a-long-enough-scrape-token"));
+        for (variable, value) in [
+            ("SPACEDIGEST_LOG_FORMAT", "yaml"),
+            ("SPACEDIGEST_METRICS_TOKEN", "short"),
+            ("SPACEDIGEST_METRICS_TOKEN", "has a space in it, sadly"),
+            ("SPACEDIGEST_METRICS_LISTEN", "localhost"),
+        ] {
+            let err = load_with(&[(variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable, "{value}");
+        }
     }
 
     #[test]

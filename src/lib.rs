@@ -13,6 +13,7 @@ pub mod digest;
 pub mod domain;
 pub mod feeds;
 pub mod mail;
+pub mod observability;
 pub mod subscriptions;
 pub mod telemetry;
 pub mod tokens;

@@ -1,8 +1,15 @@
-//! Logs through `tracing`, to stderr. Spans and events carry ids, never tokens,
-//! passwords or session ids.
+//! Logs through `tracing`, to stderr: text for people, or one JSON object per line
+//! (`SPACEDIGEST_LOG_FORMAT=json`). Spans and events carry ids, never tokens, passwords,
+//! session ids or readers' addresses: each HTTP request is a `request` span (request id,
+//! method, route pattern, status: never the query string, where tokens travel), and each
+//! delivery attempt a `delivery` span (email, kind, issue, subscriber, attempt).
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::Directive;
+
+use crate::config::LogFormat;
 
 /// Crates that log the documents they work on: the HTML parser and CSS selector engine
 /// behind `css-inline` write every tag and attribute of an email at debug and trace,
@@ -21,12 +28,27 @@ pub fn filter(filter: &str) -> EnvFilter {
     filter
 }
 
-/// Installs the global subscriber with `filter` (e.g. `info`); a second call is a no-op.
+/// Installs the global subscriber with `filter` (e.g. `info`) in text; a second call is a no-op.
 pub fn init(filter: &str) {
-    let _ = tracing_subscriber::fmt()
+    init_with(filter, LogFormat::Text);
+}
+
+/// Installs the global subscriber with `filter` in `format`; a second call is a no-op.
+pub fn init_with(filter: &str, format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(self::filter(filter))
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        // Colour codes only help a terminal; in a file or a log collector they are noise.
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+    };
 }
 
 #[cfg(test)]

@@ -94,7 +94,7 @@ impl Cli {
     /// Runs the command.
     pub async fn run(self) -> anyhow::Result<()> {
         let settings = Settings::load(self.config.as_deref())?;
-        crate::telemetry::init(&settings.log);
+        crate::telemetry::init_with(&settings.log, settings.observability.log_format);
         match self.command {
             Command::Serve => Application::build(settings).await?.run().await,
             Command::Migrate => {
@@ -182,12 +182,22 @@ impl Cli {
 async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     let pool = app::prepare_database(&settings).await?;
     let policy = app::policy(&settings, &pool).await?;
+    let metrics = app::start_metrics_listener(&policy, &pool)?.map(|server| {
+        let handle = server.handle();
+        (handle, tokio::spawn(server))
+    });
     let shutdown = CancellationToken::new();
     let worker = app::spawn_worker(&policy, pool, QueueSignal::default(), shutdown.clone())?;
     wait_for_stop_signal().await;
     tracing::info!("stopping: finishing the batch in flight");
     shutdown.cancel();
-    worker.await.context("the delivery worker ended abnormally")
+    let stopped = worker.await.context("the delivery worker ended abnormally");
+    // Scraped until the end, so the last sends are counted.
+    if let Some((handle, running)) = metrics {
+        handle.stop(true).await;
+        let _ = running.await;
+    }
+    stopped
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -11,6 +11,7 @@ pub mod feeds;
 pub mod newsletters;
 pub mod operators;
 pub mod outbound;
+pub mod queue_stats;
 pub mod schema;
 pub mod secrets;
 pub mod signups;

@@ -114,6 +114,8 @@ pub struct QueuedEmail {
     pub issue_id: Option<i64>,
     /// The subscription it is for, if it is a digest.
     pub subscription_id: Option<i64>,
+    /// The reader it is for (`None` once erased): for logs, which carry ids, not addresses.
+    pub subscriber_id: Option<i64>,
 }
 
 impl QueuedEmail {

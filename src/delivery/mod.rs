@@ -30,11 +30,13 @@ use governor::Quota;
 use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::config::DeliverySettings;
 use crate::db::{self, Pool, StorageError, digests, outbound};
 use crate::digest::{Personaliser, PreparedIssue};
 use crate::mail::{MailSession, Mailer, SendError};
+use crate::observability::{DeliveryTally, Metrics};
 use crate::subscriptions::Policy;
 use backoff::Retry;
 use gate::Gated;
@@ -101,6 +103,19 @@ enum Outcome {
     Skipped,
 }
 
+impl Outcome {
+    /// For logs: which outcome, without the server's reply.
+    const fn name(&self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Retry { .. } => "retry",
+            Self::Failed { .. } => "failed",
+            Self::Released => "released",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
 /// A claimed email and, for a digest, its prepared issue.
 struct Job {
     email: outbound::QueuedEmail,
@@ -125,6 +140,7 @@ pub struct DeliveryWorker {
     personaliser: Arc<Personaliser>,
     limits: Arc<Vec<governor::DefaultDirectRateLimiter>>,
     signal: QueueSignal,
+    metrics: Arc<Metrics>,
 }
 
 impl DeliveryWorker {
@@ -140,6 +156,7 @@ impl DeliveryWorker {
             )),
             limits: Arc::new(rate_limits(&policy.settings.delivery)),
             signal,
+            metrics: Arc::clone(&policy.metrics),
         }
     }
 
@@ -190,6 +207,7 @@ impl DeliveryWorker {
                     holds: Arc::clone(&holds),
                     send_deadline: self.settings.smtp_timeout,
                     shutdown: shutdown.clone(),
+                    metrics: Arc::clone(&self.metrics),
                 };
                 tokio::spawn(sender.run())
             })
@@ -198,6 +216,7 @@ impl DeliveryWorker {
         let recorder = tokio::spawn(record_outcomes(
             self.pool.clone(),
             self.settings.clone(),
+            Arc::clone(&self.metrics),
             done_rx,
         ));
         self.claim_until_cancelled(work_tx, chunk, &holds, &shutdown)
@@ -376,6 +395,7 @@ struct Sender {
     /// The longest one attempt may take (`SPACEDIGEST_SMTP_TIMEOUT_SECONDS`).
     send_deadline: Duration,
     shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
 }
 
 impl Sender {
@@ -403,7 +423,20 @@ impl Sender {
                     _permit: None,
                 }
             } else {
-                let outcome = self.send(&email, issue.as_deref(), lease_ends).await;
+                // Ids only: never the address, the token or the links. At debug, so the
+                // send path pays nothing for it at the default level.
+                let span = tracing::debug_span!(
+                    "delivery",
+                    email_id = email.id,
+                    kind = %email.kind,
+                    issue_id = email.issue_id,
+                    subscriber_id = email.subscriber_id,
+                    attempt = email.attempts,
+                );
+                let outcome = self
+                    .send(&email, issue.as_deref(), lease_ends)
+                    .instrument(span)
+                    .await;
                 Finished {
                     email,
                     outcome,
@@ -437,11 +470,21 @@ impl Sender {
             tracing::debug!(email_id = email.id, "lease too short to send; given back");
             return Outcome::Released;
         }
-        match self.session.send(&message).await {
+        let started = Instant::now();
+        let sent = self.session.send(&message).await;
+        let elapsed = started.elapsed();
+        self.metrics.smtp_send(&email.kind, elapsed);
+        let outcome = match sent {
             Ok(()) => Outcome::Sent,
             Err(SendError::Permanent(error)) => Outcome::Failed { error },
             Err(SendError::Transient(error)) => Outcome::Retry { error },
-        }
+        };
+        tracing::debug!(
+            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+            outcome = outcome.name(),
+            "email handed to the server"
+        );
+        outcome
     }
 }
 
@@ -450,6 +493,7 @@ impl Sender {
 async fn record_outcomes(
     pool: Pool,
     settings: DeliverySettings,
+    metrics: Arc<Metrics>,
     mut finished: mpsc::UnboundedReceiver<Finished>,
 ) {
     while let Some(first) = finished.recv().await {
@@ -464,7 +508,7 @@ async fn record_outcomes(
                 Err(_) => break,
             }
         }
-        record(&pool, &settings, batch).await;
+        record(&pool, &settings, &metrics, batch).await;
     }
 }
 
@@ -474,7 +518,7 @@ async fn record_outcomes(
 /// senders stop once the in-flight allowance is used, and at most that many emails are
 /// ever sent but unrecorded. Only a write that fails while the database answers is given
 /// up on, after a few attempts, leaving those emails to the lease.
-async fn record(pool: &Pool, settings: &DeliverySettings, batch: Vec<Finished>) {
+async fn record(pool: &Pool, settings: &DeliverySettings, metrics: &Metrics, batch: Vec<Finished>) {
     // Held, not dropped, until this function returns: see above.
     let (outcomes, _permits): (Vec<_>, Vec<_>) = batch
         .into_iter()
@@ -491,7 +535,11 @@ async fn record(pool: &Pool, settings: &DeliverySettings, batch: Vec<Finished>) 
         })
         .await;
         let error = match result {
-            Ok(()) => return,
+            Ok(tally) => {
+                // Counted once committed: a group that is written again counts once.
+                metrics.delivered(&tally);
+                return;
+            }
             Err(error) => error,
         };
         if !error.is_unavailable() {
@@ -522,8 +570,9 @@ fn write_outcomes(
     conn: &mut db::DbConnection,
     settings: &DeliverySettings,
     outcomes: &[(outbound::QueuedEmail, Outcome)],
-) -> diesel::QueryResult<()> {
+) -> diesel::QueryResult<DeliveryTally> {
     let now = db::now();
+    let mut tally = DeliveryTally::default();
     let ids_of = |wanted: fn(&Outcome) -> bool| -> Vec<i64> {
         outcomes
             .iter()
@@ -532,6 +581,12 @@ fn write_outcomes(
             .collect()
     };
     let sent = ids_of(|outcome| matches!(outcome, Outcome::Sent));
+    for (email, _) in outcomes
+        .iter()
+        .filter(|(_, outcome)| matches!(outcome, Outcome::Sent))
+    {
+        tally.sent(&email.kind, 1);
+    }
     if !sent.is_empty() {
         outbound::mark_sent(conn, &sent, now)?;
         tracing::debug!(count = sent.len(), "emails sent");
@@ -556,23 +611,26 @@ fn write_outcomes(
             Outcome::Failed { error } => {
                 tracing::warn!(email_id = email.id, kind = %email.kind, %error, "email failed permanently");
                 outbound::mark_failed(conn, email.id, now, error)?;
+                tally.failed(&email.kind);
             }
             Outcome::Retry { error } => {
                 match backoff::next_attempt(settings, email.attempts, email.created_at, now) {
                     Retry::At(at) => {
                         tracing::info!(email_id = email.id, attempts = email.attempts, retry_at = %at, %error, "email will be retried");
                         outbound::schedule_retry(conn, email.claim(), at, error)?;
+                        tally.retried(&email.kind);
                     }
                     Retry::GiveUp => {
                         let error = format!("gave up after {} attempts: {error}", email.attempts);
                         tracing::warn!(email_id = email.id, %error, "email failed");
                         outbound::mark_failed(conn, email.id, now, &error)?;
+                        tally.failed(&email.kind);
                     }
                 }
             }
         }
     }
-    Ok(())
+    Ok(tally)
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ pub struct Policy {
     pub settings: Settings,
     /// Signs unsubscribe links.
     pub signer: UnsubscribeSigner,
+    /// The process's counters, shared by the web server and the delivery worker.
+    pub metrics: std::sync::Arc<crate::observability::Metrics>,
 }
 
 /// A failure the reader cannot fix: storage trouble or a broken template.

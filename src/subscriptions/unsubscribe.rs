@@ -18,6 +18,8 @@ pub struct Unsubscribed {
     pub email: String,
     /// Slugs to resubscribe to.
     pub newsletter_slugs: Vec<String>,
+    /// Whether this unsubscribed anything (false when repeated).
+    pub changed: bool,
 }
 
 /// What the link would unsubscribe from, for the page behind `GET`; `None` when the
@@ -49,13 +51,15 @@ pub fn unsubscribe(
                 else {
                     return Ok(None);
                 };
-                if subscribers::unsubscribe_one(conn, id, now)? {
+                let changed = subscribers::unsubscribe_one(conn, id, now)?;
+                if changed {
                     tracing::info!(subscriber_id = subscriber.id, newsletter = %newsletter.slug, "unsubscribed");
                 }
                 Ok(Some(Unsubscribed {
                     what: newsletter.title,
                     email: subscriber.email,
                     newsletter_slugs: vec![newsletter.slug],
+                    changed,
                 }))
             }
             UnsubscribeScope::Subscriber(id) => {
@@ -78,6 +82,7 @@ pub fn unsubscribe(
                     what: ALL_NEWSLETTERS.to_owned(),
                     email: subscriber.email,
                     newsletter_slugs: slugs,
+                    changed: changed > 0,
                 }))
             }
         }

@@ -8,6 +8,7 @@ pub mod cookie_header;
 pub mod form;
 pub mod middleware;
 pub mod pages;
+pub mod request_span;
 pub mod responses;
 pub mod routes;
 pub mod signup_input;
@@ -28,7 +29,7 @@ use crate::delivery::QueueSignal;
 use crate::subscriptions::{Policy, Signups};
 use catalog::Catalog;
 use responses::Format;
-use routes::{archive, assets, confirm, home, subscribe, unsubscribe};
+use routes::{archive, assets, confirm, home, metrics, subscribe, unsubscribe};
 
 /// Shared by every request handler.
 pub struct AppState {
@@ -74,6 +75,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/health_check",
             web::route().guard(get_or_head()).to(assets::health_check),
         )
+        .route("/metrics", web::get().to(metrics::metrics))
         .route(
             "/static/style.css",
             web::route().guard(get_or_head()).to(assets::stylesheet),
@@ -101,6 +103,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::resource("/unsubscribe")
+                .app_data(web::PayloadConfig::new(subscribe::MAX_BODY))
                 .route(
                     web::route()
                         .guard(get_or_head())
@@ -137,6 +140,7 @@ pub fn server(listener: TcpListener, state: AppState, workers: usize) -> std::io
         App::new()
             .wrap(from_fn(middleware::security_headers))
             .wrap(from_fn(middleware::log_requests))
+            .wrap(tracing_actix_web::TracingLogger::<request_span::RequestSpan>::new())
             .app_data(state.clone())
             .configure(configure)
             .default_service(web::to(not_found))

@@ -15,6 +15,7 @@ mod healthcheck;
 mod helpers;
 mod lease;
 mod limits;
+mod observability;
 mod pages;
 #[path = "support/pg_cluster.rs"]
 mod pg_cluster;

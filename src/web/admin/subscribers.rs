@@ -347,6 +347,13 @@ async fn unsubscribe(
             "already-unsubscribed"
         }
     };
+    if done != "already-unsubscribed" {
+        console
+            .state
+            .policy
+            .metrics
+            .unsubscribe(crate::observability::UnsubscribeHow::Console);
+    }
     tracing::info!(
         operator_id = console.operator.id,
         subscriber_id = id,

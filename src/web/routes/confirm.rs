@@ -47,6 +47,7 @@ pub async fn confirm(
     {
         Ok(outcome) => {
             if matches!(outcome, ConfirmOutcome::Confirmed(_)) {
+                state.policy.metrics.confirmation();
                 state.queue_signal.notify();
             }
             outcome_page(outcome)

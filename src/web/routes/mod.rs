@@ -4,5 +4,6 @@ pub mod archive;
 pub mod assets;
 pub mod confirm;
 pub mod home;
+pub mod metrics;
 pub mod subscribe;
 pub mod unsubscribe;

@@ -4,6 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::observability::UnsubscribeHow;
 use crate::subscriptions;
 use crate::tokens::UnsubscribeScope;
 use crate::web::pages::{LinkProblemPage, UnsubscribePage, UnsubscribedPage};
@@ -26,10 +27,20 @@ pub async fn unsubscribe_page(req: HttpRequest, state: web::Data<AppState>) -> H
     }
 }
 
-/// Unsubscribes; the body (`List-Unsubscribe=One-Click` or empty) is not needed.
-pub async fn unsubscribe(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+/// Unsubscribes; the body (`List-Unsubscribe=One-Click` or empty) only tells the
+/// metrics a mailbox provider's one-click from the button.
+pub async fn unsubscribe(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let Some((_, scope)) = verified_token(&req, &state) else {
         return invalid_link();
+    };
+    let how = if body.trim_ascii() == b"List-Unsubscribe=One-Click" {
+        UnsubscribeHow::OneClick
+    } else {
+        UnsubscribeHow::Button
     };
     let url = &state.policy.settings.database_url;
     match crate::db::run_writing(&state.pool, url, move |conn| {
@@ -37,14 +48,19 @@ pub async fn unsubscribe(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
     })
     .await
     {
-        Ok(Some(done)) => responses::page(
-            StatusCode::OK,
-            &UnsubscribedPage {
-                what: done.what,
-                email: done.email,
-                newsletters: done.newsletter_slugs,
-            },
-        ),
+        Ok(Some(done)) => {
+            if done.changed {
+                state.policy.metrics.unsubscribe(how);
+            }
+            responses::page(
+                StatusCode::OK,
+                &UnsubscribedPage {
+                    what: done.what,
+                    email: done.email,
+                    newsletters: done.newsletter_slugs,
+                },
+            )
+        }
         Ok(None) => not_subscribed(),
         Err(error) => responses::service_failure(Format::Html, &error),
     }
