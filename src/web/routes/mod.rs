@@ -6,3 +6,4 @@ pub mod confirm;
 pub mod home;
 pub mod subscribe;
 pub mod unsubscribe;
+pub mod webhooks;
