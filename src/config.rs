@@ -842,7 +842,7 @@ mod tests {
         }
         let token = "t".repeat(40);
         let s = load_with(&[("SPACEDIGEST_BOUNCE_WEBHOOK_TOKEN", &token)]).unwrap();
-        let kept = s.bounces.webhook_token.expect("the token is kept");
+        let kept = s.bounces.webhook_token.clone().expect("the token is kept");
         assert_eq!(kept.0, token);
         assert!(!format!("{:?}", s.bounces).contains(&token));
     }
