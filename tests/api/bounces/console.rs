@@ -33,9 +33,10 @@ async fn the_history_shows_bounces_and_complaints_and_the_mark_can_be_cleared() 
     assert!(panel.contains(">bounced</span> since"), "{panel}");
     assert!(panel.contains("1.5 "), "score 1.5: {panel}");
     assert!(
-        panel.contains("550 5.1.1 &lt;x&gt; user unknown"),
+        panel.contains("550 5.1.1 &#60;x&#62; user unknown"),
         "{panel}"
     );
+    assert!(!panel.contains("<x>"), "the reason is escaped");
     assert!(panel.contains("452 mailbox full"), "{panel}");
     assert!(panel.contains("bounce webhook"), "{panel}");
     let dashboard = browser.get("/admin").await;
