@@ -190,3 +190,52 @@ async fn a_malformed_request_is_refused_whole_with_its_reasons() {
     assert_eq!(too_big.status, 413, "{}", too_big.body);
     assert_eq!(state(&app, &readers).await, before, "nothing was applied");
 }
+
+#[tokio::test]
+async fn queued_mail_to_a_complainer_or_a_bounced_reader_is_skipped_not_sent() {
+    use crate::smtp_server::Behaviour;
+    use std::time::Duration;
+    let app = app_with_webhook().await;
+    let readers = add_confirmed_readers(&app, "inflight", 2).await;
+    let complainer = readers[0].clone();
+    let newcomer = crate::helpers::unique_email();
+    // The server defers both, so their emails wait in the queue for a retry.
+    app.smtp().set_behaviour(Behaviour::RejectRcpt {
+        code: 451,
+        text: "4.3.0 try again later".into(),
+    });
+    super::send_digest_on(&app, super::day(1)).await;
+    app.sign_up(&newcomer).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while app.smtp().rcpt_times(&complainer).is_empty()
+        || app.smtp().rcpt_times(&newcomer).is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "both were tried");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let bearer = format!("Bearer {TOKEN}");
+    let answer = post_reports(
+        &app,
+        Some(&bearer),
+        &json!({"reports": [
+            {"email": complainer, "type": "complaint"},
+            {"email": newcomer, "type": "hard"},
+        ]}),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    app.smtp().set_behaviour(Behaviour::Accept);
+    let records = super::wait_until_settled(&app, Duration::from_secs(30)).await;
+    let status_of = |email: &str| -> Vec<String> {
+        records
+            .iter()
+            .filter(|r| r.recipient_email == email)
+            .map(|r| r.status.clone())
+            .collect()
+    };
+    assert_eq!(status_of(&complainer), vec!["skipped"], "{records:?}");
+    assert_eq!(status_of(&newcomer), vec!["skipped"], "{records:?}");
+    assert_eq!(status_of(&readers[1]), vec!["sent"], "{records:?}");
+    assert!(app.smtp().messages_to(&complainer).is_empty());
+    assert!(app.smtp().messages_to(&newcomer).is_empty());
+}
