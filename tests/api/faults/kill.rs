@@ -291,7 +291,8 @@ impl WriteLock {
             }
         };
         let sql = match conn {
-            DbConnection::Sqlite(_) => "BEGIN IMMEDIATE",
+            // Wait for a commit under way rather than fail: the worker writes every few ms.
+            DbConnection::Sqlite(_) => "PRAGMA busy_timeout = 5000; BEGIN IMMEDIATE",
             DbConnection::Pg(_) => "BEGIN; LOCK TABLE outbound_emails IN EXCLUSIVE MODE",
         };
         conn.batch_execute(sql).expect("the write lock");
