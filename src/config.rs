@@ -246,6 +246,32 @@ pub struct Settings {
     pub admin_session_max: Duration,
     /// `SPACEDIGEST_METRICS_TOKEN`, `SPACEDIGEST_METRICS_LISTEN`, `SPACEDIGEST_LOG_FORMAT`.
     pub observability: ObservabilitySettings,
+    /// When a subscriber counts as bounced, and the bounce webhook's token.
+    pub bounces: BounceSettings,
+}
+
+/// When repeated bounces mark a subscriber bounced (`SPACEDIGEST_BOUNCE_*`).
+#[derive(Debug, Clone)]
+pub struct BounceSettings {
+    /// `SPACEDIGEST_BOUNCE_HARD_LIMIT`: hard bounces within the window that mark a subscriber bounced.
+    pub hard_limit: u32,
+    /// `SPACEDIGEST_BOUNCE_SCORE_LIMIT`: the score (hard 1, soft 0.5) within the window that does.
+    pub score_limit: f64,
+    /// `SPACEDIGEST_BOUNCE_WINDOW_DAYS`: how long a bounce counts.
+    pub window: Duration,
+    /// `SPACEDIGEST_BOUNCE_WEBHOOK_TOKEN`: the bearer token of `POST /webhooks/bounces`;
+    /// `None` turns the webhook off.
+    pub webhook_token: Option<WebhookToken>,
+}
+
+/// A shared secret, kept out of `Debug` output (and so out of logs).
+#[derive(Clone)]
+pub struct WebhookToken(pub String);
+
+impl std::fmt::Debug for WebhookToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookToken(..)")
+    }
 }
 
 /// The settings as written, before validation. Unknown keys are refused.
@@ -314,6 +340,14 @@ struct RawSettings {
     metrics_listen: Option<String>,
     #[serde(default = "defaults::log_format")]
     log_format: String,
+    #[serde(default = "defaults::bounce_hard_limit")]
+    bounce_hard_limit: u32,
+    #[serde(default = "defaults::bounce_score_limit")]
+    bounce_score_limit: f64,
+    #[serde(default = "defaults::bounce_window_days")]
+    bounce_window_days: u64,
+    #[serde(default)]
+    bounce_webhook_token: Option<String>,
 }
 
 mod defaults {
@@ -391,6 +425,17 @@ mod defaults {
     pub fn log_format() -> String {
         "text".into()
     }
+    // One permanent refusal means the mailbox does not exist; soft bounces (0.5 each)
+    // need six within a month.
+    pub fn bounce_hard_limit() -> u32 {
+        1
+    }
+    pub fn bounce_score_limit() -> f64 {
+        3.0
+    }
+    pub fn bounce_window_days() -> u64 {
+        30
+    }
 }
 
 impl Settings {
@@ -454,6 +499,7 @@ fn from_figment(err: figment::Error) -> ConfigError {
 
 impl RawSettings {
     fn validate(self) -> Result<Settings, ConfigError> {
+        let bounces = self.bounce_settings()?;
         let database_url = DatabaseUrl::parse(&self.database_url)
             .map_err(|e| ConfigError::new("database_url", e))?;
         if self.db_pool_size == 0 {
@@ -613,6 +659,53 @@ impl RawSettings {
                 )? * 3600,
             ),
             observability,
+            bounces,
+        })
+    }
+
+    fn bounce_settings(&self) -> Result<BounceSettings, ConfigError> {
+        if self.bounce_hard_limit == 0 || self.bounce_hard_limit > 1000 {
+            return Err(ConfigError::new(
+                "bounce_hard_limit",
+                "must be between 1 and 1000",
+            ));
+        }
+        // Scores move in steps of 0.5: a limit that is not a multiple would be reached
+        // at the next step up anyway, and says something the operator did not mean.
+        let score = self.bounce_score_limit;
+        if !(0.5..=1000.0).contains(&score) || (score * 2.0).fract() != 0.0 {
+            return Err(ConfigError::new(
+                "bounce_score_limit",
+                "must be a multiple of 0.5 between 0.5 and 1000 (a hard bounce counts 1, a soft one 0.5)",
+            ));
+        }
+        if self.bounce_window_days == 0 || self.bounce_window_days > 3650 {
+            return Err(ConfigError::new(
+                "bounce_window_days",
+                "must be between 1 and 3650",
+            ));
+        }
+        let webhook_token = match self.bounce_webhook_token.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(token) if token.len() < 32 => {
+                return Err(ConfigError::new(
+                    "bounce_webhook_token",
+                    "must be at least 32 characters (e.g. `openssl rand -hex 32`)",
+                ));
+            }
+            Some(token) if !token.chars().all(|c| c.is_ascii_graphic()) => {
+                return Err(ConfigError::new(
+                    "bounce_webhook_token",
+                    "must be printable ASCII without spaces",
+                ));
+            }
+            Some(token) => Some(WebhookToken(token.to_owned())),
+        };
+        Ok(BounceSettings {
+            hard_limit: self.bounce_hard_limit,
+            score_limit: score,
+            window: Duration::from_secs(self.bounce_window_days * 24 * 3600),
+            webhook_token,
         })
     }
 }
@@ -849,5 +942,29 @@ mod tests {
         assert!(SmtpUrl::parse("smtp://").is_err());
         let redacted = SmtpUrl::parse("smtp://u:secret@h:25").unwrap().redacted();
         assert!(!redacted.contains("secret"));
+    }
+
+    #[test]
+    fn bounce_settings_default_and_refuse_nonsense_by_name() {
+        let s = Settings::defaults();
+        assert_eq!(s.bounces.hard_limit, 1);
+        assert!((s.bounces.score_limit - 3.0).abs() < f64::EPSILON);
+        assert_eq!(s.bounces.window, Duration::from_secs(30 * 24 * 3600));
+        assert!(s.bounces.webhook_token.is_none());
+        for (variable, value) in [
+            ("SPACEDIGEST_BOUNCE_HARD_LIMIT", "0"),
+            ("SPACEDIGEST_BOUNCE_SCORE_LIMIT", "2.7"),
+            ("SPACEDIGEST_BOUNCE_SCORE_LIMIT", "many"),
+            ("SPACEDIGEST_BOUNCE_WINDOW_DAYS", "0"),
+            ("SPACEDIGEST_BOUNCE_WEBHOOK_TOKEN", "short"),
+        ] {
+            let err = load_with(&[(variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable, "{value}");
+        }
+        let token = "t".repeat(40);
+        let s = load_with(&[("SPACEDIGEST_BOUNCE_WEBHOOK_TOKEN", &token)]).unwrap();
+        let kept = s.bounces.webhook_token.clone().expect("the token is kept");
+        assert_eq!(kept.0, token);
+        assert!(!format!("{:?}", s.bounces).contains(&token));
     }
 }

@@ -128,6 +128,8 @@ pub fn fan_out(
             .inner_join(subscribers::table)
             .filter(subscriptions::newsletter_id.eq(newsletter_id))
             .filter(subscriptions::status.eq(Status::Confirmed.as_str()))
+            // Bounced addresses get nothing until an operator clears the mark.
+            .filter(subscribers::bounced_at.is_null())
             .select((
                 EmailKind::Digest.as_str().into_sql::<Text>(),
                 subscribers::id.nullable(),
@@ -375,8 +377,10 @@ pub fn count_issues(conn: &mut DbConnection) -> QueryResult<i64> {
 /// How many readers a send of this newsletter would reach now.
 pub fn confirmed_readers(conn: &mut DbConnection, newsletter_id: i64) -> QueryResult<i64> {
     subscriptions::table
+        .inner_join(subscribers::table)
         .filter(subscriptions::newsletter_id.eq(newsletter_id))
         .filter(subscriptions::status.eq(Status::Confirmed.as_str()))
+        .filter(subscribers::bounced_at.is_null())
         .count()
         .get_result(conn)
 }

@@ -3,6 +3,7 @@
 //! Error rule: queries return `QueryResult`; callers at the edges turn a failure into a
 //! typed error (503 for an unreachable database) and never into "not found".
 
+pub mod bounces;
 pub mod confirmation_tokens;
 mod connecting;
 pub mod dashboard;

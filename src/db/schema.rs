@@ -24,6 +24,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         consent_note -> Nullable<Text>,
+        bounced_at -> Nullable<Timestamp>,
     }
 }
 
@@ -155,6 +156,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    bounce_events (id) {
+        id -> BigInt,
+        subscriber_id -> BigInt,
+        kind -> Text,
+        source -> Text,
+        reason -> Text,
+        outbound_email_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(bounce_events -> subscribers (subscriber_id));
 diesel::joinable!(operator_sessions -> operators (operator_id));
 diesel::joinable!(subscriptions -> subscribers (subscriber_id));
 diesel::joinable!(subscriptions -> newsletters (newsletter_id));
@@ -177,4 +191,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     operators,
     operator_sessions,
     login_failures,
+    bounce_events,
 );

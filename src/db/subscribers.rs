@@ -127,7 +127,7 @@ pub fn insert_if_absent(
         .values(new)
         .on_conflict(subscribers::email_key)
         .do_nothing()
-        .returning(subscribers::all_columns)
+        .returning(Subscriber::as_returning())
         .get_result(c)
         .optional())
 }
@@ -139,10 +139,11 @@ pub fn lock_by_key(
     email_key: &str,
     now: NaiveDateTime,
 ) -> QueryResult<Subscriber> {
-    diesel::update(subscribers::table.filter(subscribers::email_key.eq(email_key)))
+    // `RETURNING` a derived selection type-checks only on a concrete backend.
+    on_backend!(conn, c => diesel::update(subscribers::table.filter(subscribers::email_key.eq(email_key)))
         .set(subscribers::updated_at.eq(now))
-        .returning(subscribers::all_columns)
-        .get_result(conn)
+        .returning(Subscriber::as_returning())
+        .get_result(c))
 }
 
 /// Replaces the name and signup IP.

@@ -10,7 +10,8 @@
 //! skipped and the rest go to the senders. A permit is returned only once the email's
 //! outcome is committed, so once an unsubscribe has committed, at most
 //! `SPACEDIGEST_SEND_IN_FLIGHT` copies to that reader can still go out: those already past
-//! the gate.
+//! the gate. Subscribers marked bounced (`db::bounces`) are held back the same way, from
+//! transactional email too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,22 +113,32 @@ impl Gate {
         }
     }
 
-    /// The digest copies in `group` whose reader has left: one query, none when the group
-    /// holds only transactional email.
+    /// The emails in `group` not to send: digest copies whose reader has left, and any
+    /// email to a subscriber marked bounced. One query per kind present in the group.
     async fn departed(
         &self,
         group: &[(Job, OwnedSemaphorePermit)],
     ) -> Result<Vec<i64>, db::StorageError> {
-        let digests: Vec<i64> = group
-            .iter()
-            .filter(|(job, _)| job.email.issue_id.is_some())
-            .map(|(job, _)| job.email.id)
-            .collect();
-        if digests.is_empty() {
-            return Ok(Vec::new());
-        }
+        let (digests, transactional): (Vec<i64>, Vec<i64>) = {
+            let (d, t): (Vec<_>, Vec<_>) = group
+                .iter()
+                .map(|(job, _)| job)
+                .partition(|job| job.email.issue_id.is_some());
+            (
+                d.iter().map(|job| job.email.id).collect(),
+                t.iter().map(|job| job.email.id).collect(),
+            )
+        };
         db::run(&self.pool, move |conn| {
-            outbound::departed_readers(conn, &digests)
+            let mut departed = if digests.is_empty() {
+                Vec::new()
+            } else {
+                outbound::departed_readers(conn, &digests)?
+            };
+            if !transactional.is_empty() {
+                departed.extend(db::bounces::to_bounced(conn, &transactional)?);
+            }
+            Ok(departed)
         })
         .await
     }

@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::config::DeliverySettings;
+use crate::config::{BounceSettings, DeliverySettings};
 use crate::db::{self, Pool, StorageError, digests, outbound};
 use crate::digest::{Personaliser, PreparedIssue};
 use crate::mail::{MailSession, Mailer, SendError};
@@ -96,6 +96,10 @@ enum Outcome {
     Failed {
         error: String,
     },
+    /// The mail server refused it for good (5xx): final, and a hard bounce.
+    Refused {
+        error: String,
+    },
     /// Not attempted: the worker is stopping, an operator paused or cancelled the
     /// send, or the lease ran too short to send safely, so the claim is given back.
     Released,
@@ -110,6 +114,7 @@ impl Outcome {
             Self::Sent => "sent",
             Self::Retry { .. } => "retry",
             Self::Failed { .. } => "failed",
+            Self::Refused { .. } => "refused",
             Self::Released => "released",
             Self::Skipped => "skipped",
         }
@@ -137,6 +142,7 @@ pub struct DeliveryWorker {
     pool: Pool,
     mailer: Mailer,
     settings: DeliverySettings,
+    bounces: BounceSettings,
     personaliser: Arc<Personaliser>,
     limits: Arc<Vec<governor::DefaultDirectRateLimiter>>,
     signal: QueueSignal,
@@ -150,6 +156,7 @@ impl DeliveryWorker {
             pool,
             mailer,
             settings: policy.settings.delivery.clone(),
+            bounces: policy.settings.bounces.clone(),
             personaliser: Arc::new(Personaliser::new(
                 policy.settings.clone(),
                 policy.signer.clone(),
@@ -217,6 +224,7 @@ impl DeliveryWorker {
             self.pool.clone(),
             self.settings.clone(),
             Arc::clone(&self.metrics),
+            self.bounces.clone(),
             done_rx,
         ));
         self.claim_until_cancelled(work_tx, chunk, &holds, &shutdown)
@@ -476,7 +484,7 @@ impl Sender {
         self.metrics.smtp_send(&email.kind, elapsed);
         let outcome = match sent {
             Ok(()) => Outcome::Sent,
-            Err(SendError::Permanent(error)) => Outcome::Failed { error },
+            Err(SendError::Permanent(error)) => Outcome::Refused { error },
             Err(SendError::Transient(error)) => Outcome::Retry { error },
         };
         tracing::debug!(
@@ -494,6 +502,7 @@ async fn record_outcomes(
     pool: Pool,
     settings: DeliverySettings,
     metrics: Arc<Metrics>,
+    bounces: BounceSettings,
     mut finished: mpsc::UnboundedReceiver<Finished>,
 ) {
     while let Some(first) = finished.recv().await {
@@ -508,7 +517,7 @@ async fn record_outcomes(
                 Err(_) => break,
             }
         }
-        record(&pool, &settings, &metrics, batch).await;
+        record(&pool, &settings, &metrics, &bounces, batch).await;
     }
 }
 
@@ -518,7 +527,13 @@ async fn record_outcomes(
 /// senders stop once the in-flight allowance is used, and at most that many emails are
 /// ever sent but unrecorded. Only a write that fails while the database answers is given
 /// up on, after a few attempts, leaving those emails to the lease.
-async fn record(pool: &Pool, settings: &DeliverySettings, metrics: &Metrics, batch: Vec<Finished>) {
+async fn record(
+    pool: &Pool,
+    settings: &DeliverySettings,
+    metrics: &Metrics,
+    bounces: &BounceSettings,
+    batch: Vec<Finished>,
+) {
     // Held, not dropped, until this function returns: see above.
     let (outcomes, _permits): (Vec<_>, Vec<_>) = batch
         .into_iter()
@@ -530,8 +545,11 @@ async fn record(pool: &Pool, settings: &DeliverySettings, metrics: &Metrics, bat
     for attempt in 1u64.. {
         let outcomes = Arc::clone(&outcomes);
         let settings = settings.clone();
+        let bounces = bounces.clone();
         let result = db::run(pool, move |conn| {
-            db::write_transaction(conn, |conn| write_outcomes(conn, &settings, &outcomes))
+            db::write_transaction(conn, |conn| {
+                write_outcomes(conn, &settings, &bounces, &outcomes)
+            })
         })
         .await;
         let error = match result {
@@ -569,6 +587,7 @@ fn rate_limits(settings: &DeliverySettings) -> Vec<governor::DefaultDirectRateLi
 fn write_outcomes(
     conn: &mut db::DbConnection,
     settings: &DeliverySettings,
+    bounce_rules: &BounceSettings,
     outcomes: &[(outbound::QueuedEmail, Outcome)],
 ) -> diesel::QueryResult<DeliveryTally> {
     let now = db::now();
@@ -605,12 +624,24 @@ fn write_outcomes(
         outbound::mark_skipped(conn, &skipped, now)?;
         tracing::info!(count = skipped.len(), "emails to readers who left skipped");
     }
+    // Refusals and exhausted retries are bounces, recorded with the outcome they explain.
+    let mut bounces: Vec<db::bounces::SmtpBounce> = Vec::new();
     for (email, outcome) in outcomes {
         match outcome {
             Outcome::Sent | Outcome::Released | Outcome::Skipped => {}
             Outcome::Failed { error } => {
                 tracing::warn!(email_id = email.id, kind = %email.kind, %error, "email failed permanently");
                 outbound::mark_failed(conn, email.id, now, error)?;
+                tally.failed(&email.kind);
+            }
+            Outcome::Refused { error } => {
+                tracing::warn!(email_id = email.id, kind = %email.kind, %error, "email refused permanently");
+                outbound::mark_failed(conn, email.id, now, error)?;
+                bounces.push(db::bounces::SmtpBounce {
+                    email_id: email.id,
+                    kind: db::bounces::Kind::Hard,
+                    reply: error.clone(),
+                });
                 tally.failed(&email.kind);
             }
             Outcome::Retry { error } => {
@@ -625,11 +656,17 @@ fn write_outcomes(
                         tracing::warn!(email_id = email.id, %error, "email failed");
                         outbound::mark_failed(conn, email.id, now, &error)?;
                         tally.failed(&email.kind);
+                        bounces.push(db::bounces::SmtpBounce {
+                            email_id: email.id,
+                            kind: db::bounces::Kind::Soft,
+                            reply: error,
+                        });
                     }
                 }
             }
         }
     }
+    db::bounces::record_smtp(conn, bounce_rules, &bounces, now)?;
     Ok(tally)
 }
 

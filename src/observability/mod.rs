@@ -192,6 +192,7 @@ impl Metrics {
             SignupOutcome::ConfirmationQueued => "confirmation_queued",
             SignupOutcome::AlreadySubscribed => "already_subscribed",
             SignupOutcome::Throttled => "throttled",
+            SignupOutcome::Bounced => "bounced",
         };
         self.signups.get_or_create(&OutcomeLabel { outcome }).inc();
     }

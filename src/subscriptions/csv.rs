@@ -471,7 +471,9 @@ pub fn import(
                         };
                         match outcome {
                             SignupOutcome::ConfirmationQueued => counts.imported += 1,
-                            SignupOutcome::AlreadySubscribed | SignupOutcome::Throttled => {
+                            SignupOutcome::AlreadySubscribed
+                            | SignupOutcome::Throttled
+                            | SignupOutcome::Bounced => {
                                 counts.already_subscribed += 1;
                             }
                         }

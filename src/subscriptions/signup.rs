@@ -34,6 +34,8 @@ pub enum SignupOutcome {
     AlreadySubscribed,
     /// A confirmation is needed but the per-address limits say not now.
     Throttled,
+    /// The address is marked bounced: nothing is changed and nothing is sent to it.
+    Bounced,
 }
 
 /// A signup with the work that needs no database done in advance: a fresh token, and the
@@ -180,6 +182,10 @@ fn record_known(
     }
     if !needs_confirmation {
         return Ok(SignupOutcome::AlreadySubscribed);
+    }
+    // Mail to it bounced: a confirmation would bounce too, and count against our sender.
+    if db::bounces::is_bounced(conn, subscriber.id)? {
+        return Ok(SignupOutcome::Bounced);
     }
     // Someone who knows an address must not be able to rename a confirmed reader.
     let details = (!existing.iter().any(|s| s.status() == Status::Confirmed)).then(|| {

@@ -29,7 +29,7 @@ use crate::delivery::QueueSignal;
 use crate::subscriptions::{Policy, Signups};
 use catalog::Catalog;
 use responses::Format;
-use routes::{archive, assets, confirm, home, metrics, subscribe, unsubscribe};
+use routes::{archive, assets, confirm, home, metrics, subscribe, unsubscribe, webhooks};
 
 /// Shared by every request handler.
 pub struct AppState {
@@ -110,7 +110,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .to(unsubscribe::unsubscribe_page),
                 )
                 .route(web::post().to(unsubscribe::unsubscribe)),
-        );
+        )
+        .service(web::resource("/webhooks/bounces").route(web::post().to(webhooks::bounces)));
 }
 
 /// News sites embed the signup on their own pages, so scripts from any origin may post

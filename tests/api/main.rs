@@ -3,6 +3,7 @@
 
 mod abuse;
 mod bad_input;
+mod bounces;
 mod cli;
 mod console;
 mod delivery;

@@ -24,6 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 struct DashboardPage {
     layout: Layout,
     people: PeopleCounts,
+    /// Subscribers marked bounced: no email goes to them.
+    bounced: i64,
     newsletters: Vec<NewsletterRow>,
     chart: Chart,
     queue: QueueHealth,
@@ -60,6 +62,7 @@ async fn dashboard(console: Console) -> Result<HttpResponse, ConsoleError> {
     let figures = db::run(console.pool(), move |conn| {
         let by_status = dashboard::subscriptions_by_status(conn)?;
         let people = dashboard::people(conn, &by_status)?;
+        let bounced = crate::db::bounces::count_bounced(conn)?;
         let all = newsletters::all(conn)?;
         let signups = dashboard::per_day(conn, Movement::Signups, chart_start)?;
         let unsubs = dashboard::per_day(conn, Movement::Unsubscribes, chart_start)?;
@@ -100,13 +103,14 @@ async fn dashboard(console: Console) -> Result<HttpResponse, ConsoleError> {
                 }
             })
             .collect();
-        Ok((people, newsletters, signups, unsubs, queue, issues))
+        Ok((people, bounced, newsletters, signups, unsubs, queue, issues))
     })
     .await?;
-    let (people, newsletters, signups, unsubs, queue, issues) = figures;
+    let (people, bounced, newsletters, signups, unsubs, queue, issues) = figures;
     render(&DashboardPage {
         layout: console.layout("dashboard"),
         people,
+        bounced,
         newsletters,
         chart: Chart::build(today, &signups, &unsubs),
         oldest_pending_age: queue.oldest_pending.map(|at| format_age(now - at)),

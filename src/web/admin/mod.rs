@@ -5,6 +5,7 @@
 //! [`Console::read_multipart`], which check the session's CSRF token before anything
 //! else is read. Pages work without JavaScript; the only script is the progress poller.
 
+mod bounces;
 mod dashboard;
 mod digests;
 mod error;

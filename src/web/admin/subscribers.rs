@@ -35,6 +35,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/subscribers/import", web::post().to(import))
         .route("/subscribers/{id}", web::get().to(detail))
         .route("/subscribers/{id}/unsubscribe", web::post().to(unsubscribe))
+        .route(
+            "/subscribers/{id}/clear-bounce",
+            web::post().to(super::bounces::clear),
+        )
         .route("/subscribers/{id}/erase", web::get().to(erase_page))
         .route("/subscribers/{id}/erase", web::post().to(erase_now));
 }
@@ -52,7 +56,7 @@ fn status_badge(status: &str) -> &'static str {
     }
 }
 
-fn parse_id(raw: &str) -> Result<i64, ConsoleError> {
+pub(super) fn parse_id(raw: &str) -> Result<i64, ConsoleError> {
     raw.parse::<i64>()
         .ok()
         .filter(|id| *id > 0)
@@ -217,6 +221,7 @@ struct DetailPage {
     any_active: bool,
     deliveries: Vec<DeliveryRow>,
     deliveries_total: i64,
+    bounces: super::bounces::BouncePanel,
 }
 
 #[derive(Deserialize)]
@@ -231,6 +236,11 @@ fn detail_notice(done: Option<&str>) -> Option<String> {
             Some("Unsubscribed from every newsletter. No further digest goes to them.".into())
         }
         "already-unsubscribed" => Some("They were already unsubscribed; nothing changed.".into()),
+        "bounce-cleared" => Some(
+            "Bounced mark cleared. Email goes to them again; earlier bounces no longer count."
+                .into(),
+        ),
+        "not-bounced" => Some("They were not marked bounced; nothing changed.".into()),
         _ => None,
     }
 }
@@ -263,6 +273,7 @@ async fn detail(
         subscribers::deliveries_of(conn, id, DELIVERIES_SHOWN)
     })
     .await?;
+    let bounces = super::bounces::panel(&console, id, format_time).await?;
     let subscriptions: Vec<SubscriptionRow> = subscriptions
         .into_iter()
         .map(|(s, n)| SubscriptionRow {
@@ -297,6 +308,7 @@ async fn detail(
         subscriptions,
         deliveries,
         deliveries_total,
+        bounces,
     })
 }
 

@@ -7,3 +7,4 @@ pub mod home;
 pub mod metrics;
 pub mod subscribe;
 pub mod unsubscribe;
+pub mod webhooks;

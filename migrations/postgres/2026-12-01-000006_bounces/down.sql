@@ -1,0 +1,2 @@
+DROP TABLE bounce_events;
+ALTER TABLE subscribers DROP COLUMN bounced_at;

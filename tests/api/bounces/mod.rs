@@ -1,0 +1,107 @@
+//! Bounces and complaints: SMTP refusals and exhausted retries counted against a
+//! subscriber, the bounced mark that stops their mail, the bounce webhook, and the
+//! console's history of it all.
+
+mod console;
+mod smtp;
+mod webhook;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use spacedigest::db::bounces::{self, Standing};
+use spacedigest::db::schema::{bounce_events, subscribers};
+
+use crate::digest::add_story;
+use crate::helpers::TestApp;
+
+/// The first day the tests send; later days follow it.
+fn day(n: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 1).unwrap() + chrono::Days::new(u64::from(n))
+}
+
+fn noon(day: NaiveDate) -> NaiveDateTime {
+    day.and_hms_opt(12, 0, 0).unwrap()
+}
+
+/// Adds a story on `day` and queues that day's issue to every reader, as `digest send`
+/// does, for the app's own worker to deliver.
+async fn send_digest_on(app: &TestApp, day: NaiveDate) {
+    add_story(app, &format!("Launch report {day}"), "", noon(day)).await;
+    let settings = app.settings.clone();
+    let outcome = app
+        .db(move |c| {
+            let newsletter =
+                spacedigest::db::newsletters::by_slugs(c, &["space-daily".into()])?.remove(0);
+            Ok(spacedigest::digest::send(c, &settings, &newsletter, day)
+                .expect("the issue is queued"))
+        })
+        .await;
+    assert!(
+        matches!(outcome, spacedigest::digest::SendOutcome::Queued { .. }),
+        "nothing was queued: {outcome:?}"
+    );
+}
+
+/// The subscriber's id.
+async fn subscriber_id(app: &TestApp, email: &str) -> i64 {
+    let key = email.to_lowercase();
+    app.db(move |c| {
+        subscribers::table
+            .filter(subscribers::email_key.eq(key))
+            .select(subscribers::id)
+            .first(c)
+    })
+    .await
+}
+
+/// Where the subscriber stands now, as the console computes it.
+async fn standing(app: &TestApp, email: &str) -> Standing {
+    let id = subscriber_id(app, email).await;
+    let rules = app.settings.bounces.clone();
+    app.db(move |c| bounces::standing(c, &rules, id, spacedigest::db::now()))
+        .await
+}
+
+/// Every bounce event, as (subscriber address, kind, source).
+async fn events(app: &TestApp) -> Vec<(String, String, String)> {
+    app.db(|c| {
+        bounce_events::table
+            .inner_join(subscribers::table)
+            .order(bounce_events::id)
+            .select((
+                subscribers::email,
+                bounce_events::kind,
+                bounce_events::source,
+            ))
+            .load(c)
+    })
+    .await
+}
+
+/// Digests the SMTP server accepted for `email`.
+fn digests_to(app: &TestApp, email: &str) -> usize {
+    app.smtp()
+        .messages_to(email)
+        .iter()
+        .filter(|m| m.subject().starts_with("Space Daily — "))
+        .count()
+}
+
+/// Waits, up to `within`, until no queued email is pending; returns every row.
+async fn wait_until_settled(
+    app: &TestApp,
+    within: std::time::Duration,
+) -> Vec<spacedigest::db::outbound::EmailRecord> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let records = app.outbound().await;
+        if records.iter().all(|r| r.status != "pending") {
+            return records;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the queue did not settle within {within:?}: {records:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
