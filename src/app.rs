@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{DatabaseUrl, Settings};
 use crate::db::{self, Pool};
 use crate::delivery::{DeliveryWorker, QueueSignal};
-use crate::mail::Mailer;
+use crate::mail::Mailers;
 use crate::subscriptions::Policy;
 use crate::tokens::UnsubscribeSigner;
 use crate::web::{self, AppState};
@@ -71,8 +71,8 @@ pub fn spawn_worker(
     signal: QueueSignal,
     shutdown: CancellationToken,
 ) -> anyhow::Result<JoinHandle<()>> {
-    let mailer = Mailer::new(&policy.settings.smtp_url, &policy.settings.delivery)?;
-    let worker = DeliveryWorker::new(pool, mailer, policy, signal);
+    let mailers = Mailers::new(&policy.settings)?;
+    let worker = DeliveryWorker::new(pool, mailers, policy, signal)?;
     Ok(tokio::spawn(worker.run(shutdown)))
 }
 

@@ -14,6 +14,9 @@ use lettre::message::Mailbox;
 use serde::Deserialize;
 use url::Url;
 
+mod deliverability;
+pub use deliverability::{DkimKey, DkimSettings, MailStream, Senders};
+
 /// Prefix of every environment variable the program reads as a setting.
 pub const ENV_PREFIX: &str = "SPACEDIGEST_";
 
@@ -244,6 +247,11 @@ pub struct Settings {
     pub admin_session_idle: Duration,
     /// `SPACEDIGEST_ADMIN_SESSION_MAX_HOURS`: a console session ends this long after login.
     pub admin_session_max: Duration,
+    /// Separate senders (`SPACEDIGEST_TRANSACTIONAL_*`, `SPACEDIGEST_DIGEST_*`); see
+    /// [`Settings::from_for`] and [`Settings::smtp_url_for`].
+    pub senders: Senders,
+    /// `SPACEDIGEST_DKIM_KEY_PATH`, `SPACEDIGEST_DKIM_SELECTOR`, `SPACEDIGEST_DKIM_DOMAIN`.
+    pub dkim: Option<DkimSettings>,
 }
 
 /// The settings as written, before validation. Unknown keys are refused.
@@ -306,6 +314,21 @@ struct RawSettings {
     admin_session_idle_minutes: u64,
     #[serde(default = "defaults::admin_session_max_hours")]
     admin_session_max_hours: u64,
+    // Deliverability (see `deliverability`).
+    #[serde(default)]
+    transactional_from: Option<String>,
+    #[serde(default)]
+    transactional_smtp_url: Option<String>,
+    #[serde(default)]
+    digest_from: Option<String>,
+    #[serde(default)]
+    digest_smtp_url: Option<String>,
+    #[serde(default)]
+    dkim_key_path: Option<String>,
+    #[serde(default)]
+    dkim_selector: Option<String>,
+    #[serde(default)]
+    dkim_domain: Option<String>,
 }
 
 mod defaults {
@@ -547,6 +570,16 @@ impl RawSettings {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| ConfigError::new("log", format!("not a valid log filter: {e}")))?;
+        let (senders, dkim) = deliverability::RawDeliverability {
+            transactional_from: self.transactional_from,
+            transactional_smtp_url: self.transactional_smtp_url,
+            digest_from: self.digest_from,
+            digest_smtp_url: self.digest_smtp_url,
+            dkim_key_path: self.dkim_key_path,
+            dkim_selector: self.dkim_selector,
+            dkim_domain: self.dkim_domain,
+        }
+        .validate()?;
 
         Ok(Settings {
             database_url,
@@ -596,6 +629,8 @@ impl RawSettings {
                     30 * 24,
                 )? * 3600,
             ),
+            senders,
+            dkim,
         })
     }
 }

@@ -32,9 +32,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DeliverySettings;
+use crate::config::MailStream;
 use crate::db::{self, Pool, StorageError, digests, outbound};
 use crate::digest::{Personaliser, PreparedIssue};
-use crate::mail::{MailSession, Mailer, SendError};
+use crate::mail::{Mailers, SendError, Sessions};
 use crate::subscriptions::Policy;
 use backoff::Retry;
 use gate::Gated;
@@ -120,7 +121,7 @@ struct Finished {
 /// Sends queued email until cancelled.
 pub struct DeliveryWorker {
     pool: Pool,
-    mailer: Mailer,
+    mailers: Mailers,
     settings: DeliverySettings,
     personaliser: Arc<Personaliser>,
     limits: Arc<Vec<governor::DefaultDirectRateLimiter>>,
@@ -128,19 +129,24 @@ pub struct DeliveryWorker {
 }
 
 impl DeliveryWorker {
-    /// A worker on this pool and transport.
-    pub fn new(pool: Pool, mailer: Mailer, policy: &Policy, signal: QueueSignal) -> Self {
-        Self {
+    /// A worker on this pool and these relays; `Err` when the DKIM key cannot be used.
+    pub fn new(
+        pool: Pool,
+        mailers: Mailers,
+        policy: &Policy,
+        signal: QueueSignal,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
             pool,
-            mailer,
+            mailers,
             settings: policy.settings.delivery.clone(),
             personaliser: Arc::new(Personaliser::new(
                 policy.settings.clone(),
                 policy.signer.clone(),
-            )),
+            )?),
             limits: Arc::new(rate_limits(&policy.settings.delivery)),
             signal,
-        }
+        })
     }
 
     /// Runs until `shutdown` is cancelled. Then nothing new is claimed, sends under way
@@ -182,7 +188,7 @@ impl DeliveryWorker {
         let senders: Vec<_> = (0..self.settings.concurrency)
             .map(|_| {
                 let sender = Sender {
-                    session: self.mailer.session(),
+                    sessions: self.mailers.sessions(),
                     personaliser: Arc::clone(&self.personaliser),
                     limits: Arc::clone(&self.limits),
                     jobs: Arc::clone(&gated_rx),
@@ -365,9 +371,9 @@ fn claim_chunk(settings: &DeliverySettings) -> usize {
     chunk
 }
 
-/// One SMTP session's task.
+/// One delivery task, with a session on each relay.
 struct Sender {
-    session: MailSession,
+    sessions: Sessions,
     personaliser: Arc<Personaliser>,
     limits: Arc<Vec<governor::DefaultDirectRateLimiter>>,
     jobs: Arc<Mutex<mpsc::Receiver<Gated>>>,
@@ -437,7 +443,8 @@ impl Sender {
             tracing::debug!(email_id = email.id, "lease too short to send; given back");
             return Outcome::Released;
         }
-        match self.session.send(&message).await {
+        let session = self.sessions.for_stream(MailStream::of_kind(&email.kind));
+        match session.send(&message).await {
             Ok(()) => Outcome::Sent,
             Err(SendError::Permanent(error)) => Outcome::Failed { error },
             Err(SendError::Transient(error)) => Outcome::Retry { error },

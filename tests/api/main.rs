@@ -5,6 +5,7 @@ mod abuse;
 mod bad_input;
 mod cli;
 mod console;
+mod deliverability;
 mod delivery;
 mod digest;
 mod faults;
