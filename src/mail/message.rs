@@ -212,7 +212,7 @@ pub fn build_message(
     let formatted = parts.formatted();
     let body_at = memchr::memmem::find(&formatted, b"\r\n\r\n")
         .ok_or("cannot build the message: the parts have no body")?;
-    let message = Envelope {
+    let mut message = Envelope {
         from,
         recipient_email: &email.recipient_email,
         recipient_name: email.recipient_name.as_deref(),
@@ -229,6 +229,9 @@ pub fn build_message(
         ContentTransferEncoding::SevenBit,
     ))
     .map_err(|e| format!("cannot build the message: {e}"))?;
+    // `body` declares the encoding, which a multipart message need not: without it the
+    // bytes are exactly what lettre's own multipart message would have been.
+    message.headers_mut().remove::<ContentTransferEncoding>();
     seal(message, dkim)
 }
 
