@@ -409,7 +409,7 @@ impl Sender {
                     _permit: None,
                 }
             } else {
-                let outcome = self.send(&email, issue.as_deref(), lease_ends).await;
+                let outcome = self.send(&email, issue, lease_ends).await;
                 Finished {
                     email,
                     outcome,
@@ -425,10 +425,22 @@ impl Sender {
     async fn send(
         &mut self,
         email: &outbound::QueuedEmail,
-        issue: Option<&PreparedIssue>,
+        issue: Option<Arc<PreparedIssue>>,
         lease_ends: Instant,
     ) -> Outcome {
-        let message = match self.personaliser.message(email, issue) {
+        let built = if self.personaliser.signs() {
+            // A DKIM signature is a millisecond or more of CPU per email: made on the
+            // blocking pool, it runs on the other cores instead of stalling this
+            // worker's single event loop.
+            let personaliser = Arc::clone(&self.personaliser);
+            let queued = email.clone();
+            tokio::task::spawn_blocking(move || personaliser.message(&queued, issue.as_deref()))
+                .await
+                .unwrap_or_else(|e| Err(format!("building the message failed: {e}")))
+        } else {
+            self.personaliser.message(email, issue.as_deref())
+        };
+        let message = match built {
             Ok(message) => message,
             Err(error) => return Outcome::Failed { error },
         };

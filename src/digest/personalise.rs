@@ -60,6 +60,11 @@ impl Personaliser {
         })
     }
 
+    /// True when messages are DKIM-signed, which makes building one CPU work.
+    pub fn signs(&self) -> bool {
+        self.dkim.is_some()
+    }
+
     /// The DKIM signer of a stream, if DKIM is configured.
     fn dkim_for(&self, stream: MailStream) -> Option<&DkimSigner> {
         self.dkim
