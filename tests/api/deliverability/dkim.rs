@@ -200,3 +200,47 @@ fn dkim_settings_are_both_or_neither_and_a_bad_key_stops_the_program() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_signed_digest_reaches_every_reader_once_and_every_copy_verifies() {
+    let readers = if crate::figures::full() { 2000 } else { 300 };
+    let app = spawn_app_with(Mail::Server, |s| {
+        s.dkim = Some(dkim_with("test_key_rsa_pkcs1.pem", "sd2026", None));
+    })
+    .await;
+    let key = verifier::public_key("test_key_rsa_pkcs1.pem");
+    let emails = crate::digest::add_confirmed_readers(&app, "signed", readers).await;
+    let started = std::time::Instant::now();
+    send_todays_digest(&app).await;
+    let mails = app
+        .smtp()
+        .wait_for_messages(readers, std::time::Duration::from_secs(120))
+        .await;
+    let elapsed = started.elapsed();
+    let failures: Vec<String> = mails
+        .iter()
+        .filter_map(|m| verify(&m.data, &key).err())
+        .collect();
+    crate::figures::report(
+        "dkim-digest",
+        &format!(
+            "{readers} signed digests (RSA 2048) in {:.2} s ({:.0}/s, debug build); {} failed verification",
+            elapsed.as_secs_f64(),
+            readers as f64 / elapsed.as_secs_f64(),
+            failures.len()
+        ),
+    );
+    assert!(
+        failures.is_empty(),
+        "{:?}",
+        &failures[..failures.len().min(3)]
+    );
+    let mut recipients: Vec<String> = mails.iter().flat_map(|m| m.rcpt_to.clone()).collect();
+    recipients.sort();
+    let mut expected = emails;
+    expected.sort();
+    assert_eq!(recipients, expected, "every reader exactly once");
+    app.smtp()
+        .assert_no_more_messages(readers, std::time::Duration::from_millis(300))
+        .await;
+}
