@@ -8,7 +8,7 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{DatabaseUrl, Settings};
+use crate::config::{DatabaseUrl, MailStream, Settings};
 use crate::db::{self, Pool};
 use crate::delivery::{DeliveryWorker, QueueSignal};
 use crate::mail::Mailers;
@@ -146,7 +146,9 @@ impl Application {
             port,
             base_url = %settings.base_url,
             database = %settings.database_url.redacted(),
-            mail = %settings.smtp_url.redacted(),
+            mail = %settings.smtp_url_for(MailStream::Transactional).redacted(),
+            digest_mail = %settings.smtp_url_for(MailStream::Digest).redacted(),
+            dkim_selector = settings.dkim.as_ref().map_or("off", |d| d.selector.as_str()),
             "spacedigest is serving"
         );
         Ok(Self {

@@ -8,8 +8,8 @@
 //! - the **gate** takes an in-flight permit for each email, and for a small group at a
 //!   time asks the database once which readers have left since the claim
 //!   ([`gate`]);
-//! - `SPACEDIGEST_SEND_CONCURRENCY` **senders**, each owning one SMTP connection, build
-//!   each reader's copy and send it;
+//! - `SPACEDIGEST_SEND_CONCURRENCY` **senders**, each owning one SMTP connection per
+//!   relay (transactional and digest), build each reader's copy and send it;
 //! - the **recorder** commits outcomes in groups: whatever has finished since its last
 //!   commit goes into the next one.
 //!

@@ -1,8 +1,9 @@
 //! Where messages go: an SMTP relay (plain, STARTTLS, implicit TLS) or a directory of
 //! `.eml` files.
 //!
-//! Each delivery task owns one [`MailSession`], so a session is one SMTP connection reused
-//! for message after message, with no pool to lock. Messages arrive already formatted, so
+//! Each delivery task owns one [`MailSession`] per relay ([`Sessions`]: the transactional
+//! and the digest relay may differ), so a session is one SMTP connection reused for
+//! message after message, with no pool to lock. Messages arrive already formatted, so
 //! the digest's shared part is encoded once per issue rather than once per reader.
 
 use std::sync::Arc;
