@@ -9,10 +9,10 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{DatabaseUrl, Settings};
+use crate::config::{DatabaseUrl, MailStream, Settings};
 use crate::db::{self, Pool};
 use crate::delivery::{DeliveryWorker, QueueSignal};
-use crate::mail::Mailer;
+use crate::mail::Mailers;
 use crate::observability::{self, Metrics};
 use crate::subscriptions::Policy;
 use crate::tokens::UnsubscribeSigner;
@@ -74,8 +74,8 @@ pub fn spawn_worker(
     signal: QueueSignal,
     shutdown: CancellationToken,
 ) -> anyhow::Result<JoinHandle<()>> {
-    let mailer = Mailer::new(&policy.settings.smtp_url, &policy.settings.delivery)?;
-    let worker = DeliveryWorker::new(pool, mailer, policy, signal);
+    let mailers = Mailers::new(&policy.settings)?;
+    let worker = DeliveryWorker::new(pool, mailers, policy, signal)?;
     Ok(tokio::spawn(worker.run(shutdown)))
 }
 
@@ -165,7 +165,9 @@ impl Application {
             port,
             base_url = %settings.base_url,
             database = %settings.database_url.redacted(),
-            mail = %settings.smtp_url.redacted(),
+            mail = %settings.smtp_url_for(MailStream::Transactional).redacted(),
+            digest_mail = %settings.smtp_url_for(MailStream::Digest).redacted(),
+            dkim_selector = settings.dkim.as_ref().map_or("off", |d| d.selector.as_str()),
             "spacedigest is serving"
         );
         Ok(Self {

@@ -14,6 +14,9 @@ use lettre::message::Mailbox;
 use serde::Deserialize;
 use url::Url;
 
+mod deliverability;
+pub use deliverability::{DkimKey, DkimSettings, MailStream, Senders};
+
 /// Prefix of every environment variable the program reads as a setting.
 pub const ENV_PREFIX: &str = "SPACEDIGEST_";
 
@@ -248,6 +251,11 @@ pub struct Settings {
     pub observability: ObservabilitySettings,
     /// When a subscriber counts as bounced, and the bounce webhook's token.
     pub bounces: BounceSettings,
+    /// Separate senders (`SPACEDIGEST_TRANSACTIONAL_*`, `SPACEDIGEST_DIGEST_*`); see
+    /// [`Settings::from_for`] and [`Settings::smtp_url_for`].
+    pub senders: Senders,
+    /// `SPACEDIGEST_DKIM_KEY_PATH`, `SPACEDIGEST_DKIM_SELECTOR`, `SPACEDIGEST_DKIM_DOMAIN`.
+    pub dkim: Option<DkimSettings>,
 }
 
 /// When repeated bounces mark a subscriber bounced (`SPACEDIGEST_BOUNCE_*`).
@@ -348,6 +356,21 @@ struct RawSettings {
     bounce_window_days: u64,
     #[serde(default)]
     bounce_webhook_token: Option<String>,
+    // Deliverability (see `deliverability`).
+    #[serde(default)]
+    transactional_from: Option<String>,
+    #[serde(default)]
+    transactional_smtp_url: Option<String>,
+    #[serde(default)]
+    digest_from: Option<String>,
+    #[serde(default)]
+    digest_smtp_url: Option<String>,
+    #[serde(default)]
+    dkim_key_path: Option<String>,
+    #[serde(default)]
+    dkim_selector: Option<String>,
+    #[serde(default)]
+    dkim_domain: Option<String>,
 }
 
 mod defaults {
@@ -609,6 +632,16 @@ impl RawSettings {
             self.metrics_listen.as_deref(),
             &self.log_format,
         )?;
+        let (senders, dkim) = deliverability::RawDeliverability {
+            transactional_from: self.transactional_from,
+            transactional_smtp_url: self.transactional_smtp_url,
+            digest_from: self.digest_from,
+            digest_smtp_url: self.digest_smtp_url,
+            dkim_key_path: self.dkim_key_path,
+            dkim_selector: self.dkim_selector,
+            dkim_domain: self.dkim_domain,
+        }
+        .validate()?;
 
         Ok(Settings {
             database_url,
@@ -660,6 +693,8 @@ impl RawSettings {
             ),
             observability,
             bounces,
+            senders,
+            dkim,
         })
     }
 

@@ -141,7 +141,7 @@ async fn preview(
         PreviewFormat::Eml => {
             // Exactly the path a real send takes, so the size and bytes are the real ones.
             let policy = app::policy(settings, pool).await?;
-            let personaliser = Personaliser::new(settings.clone(), policy.signer);
+            let personaliser = Personaliser::new(settings.clone(), policy.signer)?;
             let issue = personaliser.prepare(&IssueBody {
                 id: 0,
                 subject: preview.subject,
@@ -155,7 +155,9 @@ async fn preview(
                     &issue,
                     "reader@example.com",
                     Some("Preview Reader"),
-                    &crate::mail::new_message_id(&settings.from),
+                    &crate::mail::new_message_id(
+                        settings.from_for(crate::config::MailStream::Digest),
+                    ),
                     &sample_unsubscribe,
                 )
                 .map_err(anyhow::Error::msg)?;

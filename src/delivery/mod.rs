@@ -8,8 +8,8 @@
 //! - the **gate** takes an in-flight permit for each email, and for a small group at a
 //!   time asks the database once which readers have left since the claim
 //!   ([`gate`]);
-//! - `SPACEDIGEST_SEND_CONCURRENCY` **senders**, each owning one SMTP connection, build
-//!   each reader's copy and send it;
+//! - `SPACEDIGEST_SEND_CONCURRENCY` **senders**, each owning one SMTP connection per
+//!   relay (transactional and digest), build each reader's copy and send it;
 //! - the **recorder** commits outcomes in groups: whatever has finished since its last
 //!   commit goes into the next one.
 //!
@@ -32,10 +32,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::config::{BounceSettings, DeliverySettings};
+use crate::config::{BounceSettings, DeliverySettings, MailStream};
 use crate::db::{self, Pool, StorageError, digests, outbound};
 use crate::digest::{Personaliser, PreparedIssue};
-use crate::mail::{MailSession, Mailer, SendError};
+use crate::mail::{Mailers, SendError, Sessions};
 use crate::observability::{DeliveryTally, Metrics};
 use crate::subscriptions::Policy;
 use backoff::Retry;
@@ -140,7 +140,7 @@ struct Finished {
 /// Sends queued email until cancelled.
 pub struct DeliveryWorker {
     pool: Pool,
-    mailer: Mailer,
+    mailers: Mailers,
     settings: DeliverySettings,
     bounces: BounceSettings,
     personaliser: Arc<Personaliser>,
@@ -150,21 +150,26 @@ pub struct DeliveryWorker {
 }
 
 impl DeliveryWorker {
-    /// A worker on this pool and transport.
-    pub fn new(pool: Pool, mailer: Mailer, policy: &Policy, signal: QueueSignal) -> Self {
-        Self {
+    /// A worker on this pool and these relays; `Err` when the DKIM key cannot be used.
+    pub fn new(
+        pool: Pool,
+        mailers: Mailers,
+        policy: &Policy,
+        signal: QueueSignal,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
             pool,
-            mailer,
+            mailers,
             settings: policy.settings.delivery.clone(),
             bounces: policy.settings.bounces.clone(),
             personaliser: Arc::new(Personaliser::new(
                 policy.settings.clone(),
                 policy.signer.clone(),
-            )),
+            )?),
             limits: Arc::new(rate_limits(&policy.settings.delivery)),
             signal,
             metrics: Arc::clone(&policy.metrics),
-        }
+        })
     }
 
     /// Runs until `shutdown` is cancelled. Then nothing new is claimed, sends under way
@@ -206,7 +211,7 @@ impl DeliveryWorker {
         let senders: Vec<_> = (0..self.settings.concurrency)
             .map(|_| {
                 let sender = Sender {
-                    session: self.mailer.session(),
+                    sessions: self.mailers.sessions(),
                     personaliser: Arc::clone(&self.personaliser),
                     limits: Arc::clone(&self.limits),
                     jobs: Arc::clone(&gated_rx),
@@ -392,9 +397,9 @@ fn claim_chunk(settings: &DeliverySettings) -> usize {
     chunk
 }
 
-/// One SMTP session's task.
+/// One delivery task, with a session on each relay.
 struct Sender {
-    session: MailSession,
+    sessions: Sessions,
     personaliser: Arc<Personaliser>,
     limits: Arc<Vec<governor::DefaultDirectRateLimiter>>,
     jobs: Arc<Mutex<mpsc::Receiver<Gated>>>,
@@ -441,10 +446,7 @@ impl Sender {
                     subscriber_id = email.subscriber_id,
                     attempt = email.attempts,
                 );
-                let outcome = self
-                    .send(&email, issue.as_deref(), lease_ends)
-                    .instrument(span)
-                    .await;
+                let outcome = self.send(&email, issue, lease_ends).instrument(span).await;
                 Finished {
                     email,
                     outcome,
@@ -460,10 +462,22 @@ impl Sender {
     async fn send(
         &mut self,
         email: &outbound::QueuedEmail,
-        issue: Option<&PreparedIssue>,
+        issue: Option<Arc<PreparedIssue>>,
         lease_ends: Instant,
     ) -> Outcome {
-        let message = match self.personaliser.message(email, issue) {
+        let built = if self.personaliser.signs() {
+            // A DKIM signature is a millisecond or more of CPU per email: made on the
+            // blocking pool, it runs on the other cores instead of stalling this
+            // worker's single event loop.
+            let personaliser = Arc::clone(&self.personaliser);
+            let queued = email.clone();
+            tokio::task::spawn_blocking(move || personaliser.message(&queued, issue.as_deref()))
+                .await
+                .unwrap_or_else(|e| Err(format!("building the message failed: {e}")))
+        } else {
+            self.personaliser.message(email, issue.as_deref())
+        };
+        let message = match built {
             Ok(message) => message,
             Err(error) => return Outcome::Failed { error },
         };
@@ -478,8 +492,9 @@ impl Sender {
             tracing::debug!(email_id = email.id, "lease too short to send; given back");
             return Outcome::Released;
         }
+        let session = self.sessions.for_stream(MailStream::of_kind(&email.kind));
         let started = Instant::now();
-        let sent = self.session.send(&message).await;
+        let sent = session.send(&message).await;
         let elapsed = started.elapsed();
         self.metrics.smtp_send(&email.kind, elapsed);
         let outcome = match sent {

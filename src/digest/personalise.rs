@@ -1,11 +1,13 @@
 //! Turns a claimed row into the message its reader gets. A digest's body is encoded once
 //! per issue ([`PreparedIssue`]); each reader's copy adds only their headers and link.
 
+use std::sync::Arc;
+
 use super::UNSUBSCRIBE_PLACEHOLDER;
-use crate::config::Settings;
+use crate::config::{MailStream, Settings};
 use crate::db::digests::IssueBody;
 use crate::db::outbound::QueuedEmail;
-use crate::mail::{Envelope, Outgoing, PreparedBody, build_message, build_prepared};
+use crate::mail::{DkimSigner, Envelope, Outgoing, PreparedBody, build_message, build_prepared};
 use crate::tokens::{UnsubscribeScope, UnsubscribeSigner};
 
 /// An issue ready to send to any number of readers.
@@ -16,17 +18,61 @@ pub struct PreparedIssue {
     body: PreparedBody,
 }
 
-/// Fills in each reader's unsubscribe link, headers and `Message-ID`.
+/// Fills in each reader's unsubscribe link, headers and `Message-ID`, and signs with DKIM.
 #[derive(Debug, Clone)]
 pub struct Personaliser {
     signer: UnsubscribeSigner,
     settings: Settings,
+    /// DKIM signers of the transactional stream and of the digest (the same one when both
+    /// sign for one domain); `None` when DKIM is not configured.
+    dkim: Option<(Arc<DkimSigner>, Arc<DkimSigner>)>,
 }
 
 impl Personaliser {
-    /// A personaliser with the deployment's signer and base URL.
-    pub fn new(settings: Settings, signer: UnsubscribeSigner) -> Self {
-        Self { signer, settings }
+    /// A personaliser with the deployment's signer, base URL, senders and DKIM key.
+    pub fn new(settings: Settings, signer: UnsubscribeSigner) -> anyhow::Result<Self> {
+        let dkim = match &settings.dkim {
+            None => None,
+            Some(dkim) => {
+                let signer_for = |stream| {
+                    DkimSigner::new(dkim, settings.from_for(stream)).map_err(|e| {
+                        anyhow::anyhow!(
+                            "invalid setting SPACEDIGEST_DKIM_KEY_PATH: {}: {e}",
+                            dkim.key.path.display()
+                        )
+                    })
+                };
+                let transactional = Arc::new(signer_for(MailStream::Transactional)?);
+                let digest = if dkim.domain_for(settings.from_for(MailStream::Digest))
+                    == transactional.domain()
+                {
+                    Arc::clone(&transactional)
+                } else {
+                    Arc::new(signer_for(MailStream::Digest)?)
+                };
+                Some((transactional, digest))
+            }
+        };
+        Ok(Self {
+            signer,
+            settings,
+            dkim,
+        })
+    }
+
+    /// True when messages are DKIM-signed, which makes building one CPU work.
+    pub fn signs(&self) -> bool {
+        self.dkim.is_some()
+    }
+
+    /// The DKIM signer of a stream, if DKIM is configured.
+    fn dkim_for(&self, stream: MailStream) -> Option<&DkimSigner> {
+        self.dkim
+            .as_ref()
+            .map(|(transactional, digest)| match stream {
+                MailStream::Transactional => transactional.as_ref(),
+                MailStream::Digest => digest.as_ref(),
+            })
     }
 
     /// Encodes an issue's body once, for all its readers.
@@ -53,8 +99,13 @@ impl Personaliser {
     ) -> Result<Outgoing, String> {
         let (Some(issue_id), Some(subscription_id)) = (email.issue_id, email.subscription_id)
         else {
-            return build_message(&self.settings.from, email, None)
-                .map(|message| Outgoing::from_message(&message));
+            let stream = MailStream::of_kind(&email.kind);
+            return build_message(
+                self.settings.from_for(stream),
+                email,
+                None,
+                self.dkim_for(stream),
+            );
         };
         let issue = issue.ok_or_else(|| format!("digest issue {issue_id} no longer exists"))?;
         let token = self
@@ -64,7 +115,7 @@ impl Personaliser {
         // Stable across retries, unique per reader and issue.
         let message_id = format!(
             "digest.{issue_id}.{subscription_id}@{}",
-            self.settings.from.email.domain()
+            self.settings.from_for(MailStream::Digest).email.domain()
         );
         self.digest_copy(
             issue,
@@ -85,7 +136,7 @@ impl Personaliser {
         unsubscribe: &str,
     ) -> Result<Outgoing, String> {
         let envelope = Envelope {
-            from: &self.settings.from,
+            from: self.settings.from_for(MailStream::Digest),
             recipient_email,
             recipient_name,
             subject: &issue.subject,
@@ -93,6 +144,11 @@ impl Personaliser {
             list_id: Some(&issue.list_id),
             list_unsubscribe: Some(unsubscribe),
         };
-        build_prepared(&envelope, &issue.body, unsubscribe)
+        build_prepared(
+            &envelope,
+            &issue.body,
+            unsubscribe,
+            self.dkim_for(MailStream::Digest),
+        )
     }
 }

@@ -8,6 +8,7 @@ use lettre::message::header::{
 };
 use lettre::message::{Body, Mailbox, MessageBuilder, MultiPart};
 
+use super::dkim::DkimSigner;
 use super::transport::Outgoing;
 
 use crate::db::outbound::QueuedEmail;
@@ -194,13 +195,24 @@ impl Envelope<'_> {
     }
 }
 
-/// The `multipart/alternative` message for a queued email.
+/// The `multipart/alternative` message for a queued email, signed when `dkim` is given.
 pub fn build_message(
     from: &Mailbox,
     email: &QueuedEmail,
     list_id: Option<&str>,
-) -> Result<Message, String> {
-    Envelope {
+    dkim: Option<&DkimSigner>,
+) -> Result<Outgoing, String> {
+    let parts = MultiPart::alternative_plain_html(email.body_text.clone(), email.body_html.clone());
+    // The parts' `Content-Type` becomes the message's own header rather than the start of
+    // lettre's body, so that DKIM can sign it as it does a digest's.
+    let content_type = parts
+        .headers()
+        .get::<ContentType>()
+        .ok_or("cannot build the message: the parts have no content type")?;
+    let formatted = parts.formatted();
+    let body_at = memchr::memmem::find(&formatted, b"\r\n\r\n")
+        .ok_or("cannot build the message: the parts have no body")?;
+    let mut message = Envelope {
         from,
         recipient_email: &email.recipient_email,
         recipient_name: email.recipient_name.as_deref(),
@@ -210,11 +222,17 @@ pub fn build_message(
         list_unsubscribe: email.list_unsubscribe.as_deref(),
     }
     .builder()?
-    .multipart(MultiPart::alternative_plain_html(
-        email.body_text.clone(),
-        email.body_html.clone(),
+    .header(header::MIME_VERSION_1_0)
+    .header(content_type)
+    .body(Body::dangerous_pre_encoded(
+        formatted[body_at + 4..].to_vec(),
+        ContentTransferEncoding::SevenBit,
     ))
-    .map_err(|e| format!("cannot build the message: {e}"))
+    .map_err(|e| format!("cannot build the message: {e}"))?;
+    // `body` declares the encoding, which a multipart message need not: without it the
+    // bytes are exactly what lettre's own multipart message would have been.
+    message.headers_mut().remove::<ContentTransferEncoding>();
+    seal(message, dkim)
 }
 
 /// One reader's copy of a body encoded in advance: only `link` is encoded per reader.
@@ -222,6 +240,7 @@ pub fn build_prepared(
     envelope: &Envelope<'_>,
     body: &PreparedBody,
     link: &str,
+    dkim: Option<&DkimSigner>,
 ) -> Result<Outgoing, String> {
     let content_type = body
         .content_type
@@ -236,6 +255,14 @@ pub fn build_prepared(
             ContentTransferEncoding::SevenBit,
         ))
         .map_err(|e| format!("cannot build the message: {e}"))?;
+    seal(message, dkim)
+}
+
+/// Signs (when configured) and formats a finished message.
+fn seal(mut message: Message, dkim: Option<&DkimSigner>) -> Result<Outgoing, String> {
+    if let Some(signer) = dkim {
+        signer.sign(&mut message)?;
+    }
     Ok(Outgoing::from_message(&message))
 }
 
@@ -377,7 +404,7 @@ mod tests {
             list_id: None,
             list_unsubscribe: Some(&link),
         };
-        let outgoing = build_prepared(&envelope, &body, &link).unwrap();
+        let outgoing = build_prepared(&envelope, &body, &link, None).unwrap();
         let raw = String::from_utf8(outgoing.bytes.clone()).unwrap();
         let (_, body) = raw.split_once("\r\n\r\n").unwrap();
         assert!(body.lines().all(|line| line.len() <= 76), "{raw}");
@@ -405,7 +432,7 @@ mod tests {
             list_unsubscribe: None,
         };
         let body = PreparedBody::new("text", "<p>html</p>", "LINK");
-        let outgoing = build_prepared(&envelope, &body, "https://example.com/u").unwrap();
+        let outgoing = build_prepared(&envelope, &body, "https://example.com/u", None).unwrap();
         let raw = String::from_utf8(outgoing.bytes.clone()).unwrap();
         let (head, _) = raw.split_once("\r\n\r\n").unwrap();
         assert!(head.lines().all(|line| line.len() <= 78), "{head}");

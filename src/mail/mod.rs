@@ -1,10 +1,12 @@
-//! Mail: the transport chosen once from `SPACEDIGEST_SMTP_URL`, message building, templates.
+//! Mail: the transports chosen once from the SMTP settings, message building, DKIM, templates.
 
+pub mod dkim;
 mod message;
 mod rendered;
 pub mod templates;
 mod transport;
 
+pub use dkim::DkimSigner;
 pub use message::{Envelope, PreparedBody, build_message, build_prepared, new_message_id};
 pub use rendered::RenderedEmail;
-pub use transport::{MailSession, Mailer, Outgoing, SendError};
+pub use transport::{MailSession, Mailer, Mailers, Outgoing, SendError, Sessions};

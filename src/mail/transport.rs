@@ -1,8 +1,9 @@
 //! Where messages go: an SMTP relay (plain, STARTTLS, implicit TLS) or a directory of
 //! `.eml` files.
 //!
-//! Each delivery task owns one [`MailSession`], so a session is one SMTP connection reused
-//! for message after message, with no pool to lock. Messages arrive already formatted, so
+//! Each delivery task owns one [`MailSession`] per relay ([`Sessions`]: the transactional
+//! and the digest relay may differ), so a session is one SMTP connection reused for
+//! message after message, with no pool to lock. Messages arrive already formatted, so
 //! the digest's shared part is encoded once per issue rather than once per reader.
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncFileTransport, AsyncTransport, Tokio1Executor};
 use url::Url;
 
-use crate::config::{DeliverySettings, SmtpUrl};
+use crate::config::{DeliverySettings, MailStream, Settings, SmtpUrl};
 
 /// A formatted message and its envelope.
 #[derive(Debug, Clone)]
@@ -57,12 +58,13 @@ pub enum Mailer {
 }
 
 impl Mailer {
-    /// The transport for `url`; the file transport's directory is created if missing.
-    pub fn new(url: &SmtpUrl, delivery: &DeliverySettings) -> anyhow::Result<Self> {
+    /// The transport for `url`, taken from the setting `variable`; the file transport's
+    /// directory is created if missing.
+    pub fn new(url: &SmtpUrl, delivery: &DeliverySettings, variable: &str) -> anyhow::Result<Self> {
         match url {
             SmtpUrl::Smtp(raw) => Ok(Self::Smtp(Arc::new(
                 SmtpEndpoint::parse(raw, delivery.smtp_timeout)
-                    .map_err(|e| anyhow::anyhow!("invalid setting SPACEDIGEST_SMTP_URL: {e}"))?,
+                    .map_err(|e| anyhow::anyhow!("invalid setting {variable}: {e}"))?,
             ))),
             SmtpUrl::File(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| {
@@ -81,6 +83,74 @@ impl Mailer {
                 connection: None,
             },
             Self::File(transport) => MailSession::File(transport.clone()),
+        }
+    }
+}
+
+/// The relays of the two streams; a single one when both streams use the same URL.
+#[derive(Clone)]
+pub struct Mailers {
+    transactional: Mailer,
+    /// `None`: digests go through the transactional relay.
+    digest: Option<Mailer>,
+}
+
+impl Mailers {
+    /// The relays named by `SPACEDIGEST_TRANSACTIONAL_SMTP_URL` and
+    /// `SPACEDIGEST_DIGEST_SMTP_URL` (each `SPACEDIGEST_SMTP_URL` when unset).
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        let variable = |own: bool, name: &'static str| {
+            if own { name } else { "SPACEDIGEST_SMTP_URL" }
+        };
+        let transactional_url = settings.smtp_url_for(MailStream::Transactional);
+        let digest_url = settings.smtp_url_for(MailStream::Digest);
+        let transactional = Mailer::new(
+            transactional_url,
+            &settings.delivery,
+            variable(
+                settings.senders.transactional_smtp_url.is_some(),
+                "SPACEDIGEST_TRANSACTIONAL_SMTP_URL",
+            ),
+        )?;
+        let digest = if digest_url == transactional_url {
+            None
+        } else {
+            Some(Mailer::new(
+                digest_url,
+                &settings.delivery,
+                variable(
+                    settings.senders.digest_smtp_url.is_some(),
+                    "SPACEDIGEST_DIGEST_SMTP_URL",
+                ),
+            )?)
+        };
+        Ok(Self {
+            transactional,
+            digest,
+        })
+    }
+
+    /// One delivery task's sessions: a connection per relay, each opened on first use.
+    pub fn sessions(&self) -> Sessions {
+        Sessions {
+            transactional: self.transactional.session(),
+            digest: self.digest.as_ref().map(Mailer::session),
+        }
+    }
+}
+
+/// One delivery task's way out on each relay.
+pub struct Sessions {
+    transactional: MailSession,
+    digest: Option<MailSession>,
+}
+
+impl Sessions {
+    /// The session of the relay that carries `stream`.
+    pub fn for_stream(&mut self, stream: MailStream) -> &mut MailSession {
+        match (stream, &mut self.digest) {
+            (MailStream::Digest, Some(digest)) => digest,
+            _ => &mut self.transactional,
         }
     }
 }

@@ -132,7 +132,11 @@ fn queue_welcome(
         unsubscribe_all_url: unsubscribe_link(UnsubscribeScope::Subscriber(subscriber_id)),
         home_url: policy.settings.link("/"),
     })?;
-    let message_id = new_message_id(&policy.settings.from);
+    let message_id = new_message_id(
+        policy
+            .settings
+            .from_for(crate::config::MailStream::Transactional),
+    );
     outbound::enqueue(
         conn,
         &NewOutboundEmail {

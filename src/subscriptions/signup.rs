@@ -60,7 +60,11 @@ pub fn prepare(policy: &Policy, request: SignupRequest) -> Result<PreparedSignup
         .collect();
     let email = confirmation_email(policy, &request, &token, titles)?;
     Ok(PreparedSignup {
-        message_id: new_message_id(&policy.settings.from),
+        message_id: new_message_id(
+            policy
+                .settings
+                .from_for(crate::config::MailStream::Transactional),
+        ),
         request,
         token,
         token_hash,

@@ -6,6 +6,7 @@ mod bad_input;
 mod bounces;
 mod cli;
 mod console;
+mod deliverability;
 mod delivery;
 mod digest;
 mod faults;

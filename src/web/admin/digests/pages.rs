@@ -131,6 +131,8 @@ fn sent_issue(preview: Option<&Preview>) -> Option<i64> {
 
 /// The parts of a preview the page shows (the email itself is framed).
 struct PreviewBody {
+    /// The digest stream's sender (`SPACEDIGEST_DIGEST_FROM`, else `SPACEDIGEST_FROM`).
+    from: String,
     subject: String,
     stories: Vec<DigestStory>,
     text: String,
@@ -154,7 +156,14 @@ pub async fn preview(console: Console, req: HttpRequest) -> Result<HttpResponse,
     let (preview, confirmed) = load_preview(&console, &day).await?;
     let sample = digest::sample_unsubscribe_url(&console.state.policy.settings);
     let sent_issue = sent_issue(preview.as_ref());
+    let from = console
+        .state
+        .policy
+        .settings
+        .from_for(crate::config::MailStream::Digest)
+        .to_string();
     let body = preview.map(|p| PreviewBody {
+        from,
         text: p.text_with(&sample),
         subject: p.subject,
         stories: p.stories,
