@@ -876,7 +876,8 @@ impl ObservabilitySettings {
 mod tests {
     use super::*;
 
-    fn load_with(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    /// `Settings::load` with exactly `vars` in the environment (also used by submodules' tests).
+    pub(super) fn load_with(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let mut result = None;
         figment::Jail::expect_with(|jail| {
             for (k, v) in vars {

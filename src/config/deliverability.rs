@@ -295,23 +295,12 @@ impl Settings {
 #[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
+    use crate::config::tests::load_with;
 
     const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/deliverability");
 
     fn key(name: &str) -> String {
         format!("{KEYS}/{name}")
-    }
-
-    fn load_with(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let mut result = None;
-        figment::Jail::expect_with(|jail| {
-            for (k, v) in vars {
-                jail.set_env(k, v);
-            }
-            result = Some(Settings::load(None));
-            Ok(())
-        });
-        result.expect("the jail ran")
     }
 
     #[test]

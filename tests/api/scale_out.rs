@@ -20,6 +20,7 @@ use spacedigest::config::Settings;
 use spacedigest::db::DbConnection;
 use tokio::time::Instant;
 
+use crate::console::{OPERATOR_EMAIL, OPERATOR_PASSWORD};
 use crate::helpers::{Backend, TestDatabase, backend, hidden_field, urlencode};
 use crate::smtp_server::{SmtpServer, free_port};
 
@@ -27,8 +28,6 @@ const READERS: usize = 20_000;
 /// The issue's day: a fixed past date, so `serve`'s scheduler (which sends today's
 /// issue) never sends this one by itself; the operator's "Send now" does.
 const DAY: &str = "2026-11-20";
-const OPERATOR_EMAIL: &str = "ops@spacedigest.test";
-const OPERATOR_PASSWORD: &str = "orbital tangerine lighthouse 47";
 /// A guard against a hung send, not a speed limit: the debug binary on a shared 2-core
 /// machine, beside the rest of the suite, took up to 70 s for one send.
 const SEND_WITHIN: Duration = Duration::from_secs(600);
