@@ -377,17 +377,26 @@ async fn a_reader_deferred_across_many_issues_gets_every_one_of_them() {
 async fn set_retry_time(app: &TestApp, recipient: &str, at: NaiveDateTime) {
     use diesel::prelude::*;
     use spacedigest::db::schema::outbound_emails;
-    let recipient = recipient.to_owned();
-    app.db(move |c| {
-        diesel::update(
-            outbound_emails::table
-                .filter(outbound_emails::recipient_email.eq(recipient))
-                .filter(outbound_emails::status.eq("pending")),
-        )
-        .set(outbound_emails::next_attempt_at.eq(at))
-        .execute(c)
-    })
-    .await;
+    // The worker moves these rows too; on PostgreSQL two multi-row updates can deadlock,
+    // and the one the server aborts is simply tried again, as the worker does its own.
+    for attempt in 1.. {
+        let recipient = recipient.to_owned();
+        let moved = spacedigest::db::run(&app.pool, move |c| {
+            diesel::update(
+                outbound_emails::table
+                    .filter(outbound_emails::recipient_email.eq(recipient))
+                    .filter(outbound_emails::status.eq("pending")),
+            )
+            .set(outbound_emails::next_attempt_at.eq(at))
+            .execute(c)
+        })
+        .await;
+        match moved {
+            Ok(_) => return,
+            Err(error) if attempt < 5 && error.to_string().contains("deadlock") => {}
+            Err(error) => panic!("moving the retry time: {error}"),
+        }
+    }
 }
 
 /// When each pending email to `recipient` is next due.
