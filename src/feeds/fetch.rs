@@ -161,10 +161,7 @@ fn describe(error: &reqwest::Error) -> String {
     while let Some(e) = source {
         // rustls names the certificate's subjects in its errors, which the server chose;
         // the log has the detail, the operator's message the kind of failure.
-        if error.is_connect()
-            && e.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
-        {
+        if error.is_connect() && is_tls_failure(e) {
             tracing::debug!(error = %e, "TLS handshake failed");
             parts.push("the TLS handshake failed".to_owned());
             break;
@@ -182,6 +179,21 @@ fn describe(error: &reqwest::Error) -> String {
         line = line.replace(url.as_str(), "the feed URL");
     }
     line
+}
+
+/// tokio-rustls reports a failed handshake as `InvalidData`, inside another I/O error
+/// whose `source` skips it.
+fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut io = error.downcast_ref::<std::io::Error>();
+    while let Some(e) = io {
+        if e.kind() == std::io::ErrorKind::InvalidData {
+            return true;
+        }
+        io = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<std::io::Error>());
+    }
+    false
 }
 
 /// A feed URL to register: absolute http(s), normalised (so the same feed written two

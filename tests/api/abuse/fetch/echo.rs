@@ -2,8 +2,8 @@
 //! marker in them (an error page, unknown elements and end tags, a JSON Feed with a
 //! made-up version or wrong values, a made-up encoding or content type) are refused
 //! with a reason that leaves it out, in the console's pages, the feed's recorded error
-//! and the command's output. Otherwise a console session could read an answer back
-//! through the error it causes.
+//! and the command's output; a failed TLS handshake is named as such. Otherwise a
+//! console session could read an answer back through the error it causes.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -135,6 +135,30 @@ async fn a_failed_fetch_repeats_nothing_the_server_sent() {
             unexpected.push(format!("feed add {path}: {}", added.status));
         }
     }
+    // TLS to a server that speaks plain HTTP: rustls's own words can quote the server
+    // (a certificate's names), so the operator is told the kind of failure only.
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tls = format!("https://{}/status", plain.local_addr().unwrap());
+    let answering = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut stream, _)) = plain.accept().await {
+            let answer = format!("HTTP/1.1 400 Bad Request\r\n\r\n{MARKER}");
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    let imported = browser
+        .post_form(
+            "/admin/stories/import",
+            &[("url", tls.as_str()), ("newsletter", "space-daily")],
+        )
+        .await;
+    messages.push((
+        "console import over TLS".into(),
+        "the TLS handshake failed",
+        imported.body,
+    ));
+    answering.abort();
+
     let registered = app.db(feeds::all).await;
     for feed in &registered {
         browser
@@ -170,7 +194,8 @@ async fn a_failed_fetch_repeats_nothing_the_server_sent() {
         &format!(
             "{} answers carrying a marker (an error page, unknown elements and end tags, a \
              made-up JSON Feed version, encoding and content type, a wrong JSON value) through \
-             the console import, `stories import` and Poll now, plus the feeds page: \
+             the console import, `stories import` and Poll now, the feeds page, and a TLS \
+             handshake with a plain-HTTP server: \
              {} of {} messages hold the server's text; {} name their kind of failure",
             answers.len(),
             echoed.len(),
