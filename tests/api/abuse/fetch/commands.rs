@@ -1,13 +1,15 @@
 //! The commands' fetches: `stories import URL`, and feeds added with `feed add` and
-//! polled by `serve`.
+//! polled by `serve`; and a proxy in the environment, which would fetch past the checks.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::Output;
 use std::time::Duration;
 
 use spacedigest::db::Pool;
 
-use super::{ALLOWED_NETWORKS, Tally, Targets, all_feeds, described, story_count};
+use super::{ALLOWED_NETWORKS, Tally, Targets, all_feeds, described, fixture, story_count};
 use crate::helpers::{TestDatabase, test_settings};
+use crate::http_server::{HttpServer, Reply};
 use crate::smtp_server::free_port;
 
 /// A migrated database of its own, and the binary to run against it.
@@ -189,4 +191,43 @@ async fn the_commands_and_the_poller_fetch_no_private_address() {
     assert!(open.status.success(), "{}", stderr(&open));
     assert_eq!(open_connections - connections, 1);
     assert_eq!(open_stored, 4);
+}
+
+#[tokio::test]
+async fn a_proxy_in_the_environment_is_not_used() {
+    // A proxy would resolve and connect on our behalf, past the checks: fetches go direct.
+    // Here the "proxy" is a local listener that would answer the feed it is asked for.
+    let wanted = "http://feeds.proxied.invalid/feed.xml";
+    let proxy = HttpServer::start(
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        &[],
+        vec![(wanted, Reply::ok(fixture("rss2.xml")))],
+    )
+    .await;
+    let room = Newsroom::new().await;
+    let proxy_url = proxy.url("127.0.0.1", "");
+    let env: Vec<(&str, &str)> = [
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+    ]
+    .into_iter()
+    .map(|name| (name, proxy_url.as_str()))
+    .collect();
+    let out = room.run(&["stories", "import", wanted], &env).await;
+    let stored = story_count(&room.pool).await;
+    crate::figures::report(
+        "fetch-proxy",
+        &format!(
+            "`stories import` with http_proxy, HTTPS_PROXY and ALL_PROXY naming a local \
+             listener: connections to it {}, stories stored {stored}",
+            proxy.connections()
+        ),
+    );
+    assert_eq!(proxy.connections(), 0);
+    assert_eq!(stored, 0);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("dns error"), "{}", stderr(&out));
 }
