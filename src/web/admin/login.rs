@@ -162,11 +162,8 @@ async fn login(
     }
 
     let stored = operator.as_ref().map(|o| o.password_hash.clone());
-    let offered = form.password;
     // Unknown addresses are checked against a dummy hash: same work, same time.
-    let ok = web::block(move || password::verify(&offered, stored.as_deref()))
-        .await
-        .map_err(|e| ConsoleError::Internal(e.into()))?;
+    let ok = password::verify(form.password, stored).await?;
 
     let operator = match (ok, operator) {
         (true, Some(operator)) => operator,
@@ -295,10 +292,7 @@ async fn change_password(form: CsrfForm) -> Result<HttpResponse, ConsoleError> {
     let input: PasswordForm = form.parse()?;
     let console = form.console;
     let stored = console.operator.password_hash.clone();
-    let current = input.current_password;
-    let ok = web::block(move || password::verify(&current, Some(&stored)))
-        .await
-        .map_err(|e| ConsoleError::Internal(e.into()))?;
+    let ok = password::verify(input.current_password, Some(stored)).await?;
     let checked = if !ok {
         Err("Your current password is not right.".to_owned())
     } else if input.new_password != input.confirm_password {
@@ -321,9 +315,7 @@ async fn change_password(form: CsrfForm) -> Result<HttpResponse, ConsoleError> {
             );
         }
     };
-    let hash = web::block(move || new.hash())
-        .await
-        .map_err(|e| ConsoleError::Internal(e.into()))?;
+    let hash = new.hash().await?;
     let (operator_id, keep) = (console.operator.id, console.session.id_hash.clone());
     db::run(console.pool(), move |conn| {
         operators::set_password(conn, operator_id, &hash, Some(&keep), db::now())
