@@ -900,6 +900,73 @@ mod tests {
         result.expect("the jail ran")
     }
 
+    /// Every key `RawSettings` accepts, as serde lists them when it refuses an unknown one:
+    /// taken from the struct itself, so a new setting is in this list without anyone
+    /// remembering to add it.
+    fn setting_keys() -> &'static [&'static str] {
+        let refused = Figment::from(("surely_not_a_setting", 1))
+            .extract::<RawSettings>()
+            .expect_err("an unknown key is refused");
+        match refused.kind {
+            figment::error::Kind::UnknownField(_, expected) => expected,
+            other => panic!("expected an unknown-field error, got {other}"),
+        }
+    }
+
+    /// The variables that `docs/configuration.md` gives a table row of their own.
+    fn documented_variables() -> Vec<&'static str> {
+        include_str!("../docs/configuration.md")
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `")?.split_once('`'))
+            .map(|(variable, _)| variable)
+            .filter(|variable| variable.starts_with(ENV_PREFIX))
+            .collect()
+    }
+
+    #[test]
+    fn every_setting_has_a_row_in_docs_configuration_md() {
+        let keys = setting_keys();
+        assert!(
+            keys.contains(&"database_url") && keys.contains(&"dkim_domain"),
+            "the key list comes from RawSettings: {keys:?}"
+        );
+        let documented = documented_variables();
+        let missing: Vec<String> = keys
+            .iter()
+            .map(|key| variable_name(key))
+            .filter(|variable| !documented.contains(&variable.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "settings without a row (variable, default, meaning) in docs/configuration.md: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn docs_configuration_md_lists_only_real_settings_once() {
+        let keys: Vec<String> = setting_keys().iter().map(|k| variable_name(k)).collect();
+        let documented = documented_variables();
+        let unknown: Vec<&str> = documented
+            .iter()
+            .copied()
+            .filter(|variable| !keys.iter().any(|k| k == variable))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "docs/configuration.md has rows for variables the program would refuse: {unknown:?}"
+        );
+        let mut seen = std::collections::HashSet::new();
+        let twice: Vec<&str> = documented
+            .iter()
+            .copied()
+            .filter(|variable| !seen.insert(*variable))
+            .collect();
+        assert!(
+            twice.is_empty(),
+            "rows given twice in docs/configuration.md: {twice:?}"
+        );
+    }
+
     #[test]
     fn defaults_match_the_contract() {
         let s = Settings::defaults();

@@ -119,7 +119,5 @@ async fn new_password_hash(email: &str) -> anyhow::Result<String> {
         ),
     };
     let password = OperatorPassword::parse(&raw, email).map_err(|e| anyhow::anyhow!("{e}"))?;
-    tokio::task::spawn_blocking(move || password.hash())
-        .await
-        .context("hashing the password failed")
+    password.hash().await.context("hashing the password failed")
 }

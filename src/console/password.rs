@@ -1,12 +1,15 @@
 //! Operator passwords: a newtype that refuses weak ones, and argon2id hashing.
 //!
-//! Hashing costs tens of milliseconds of CPU by design: callers run it on a blocking
-//! thread (`db::run`, `web::block`), never on the async executor.
+//! Hashing costs tens of milliseconds of CPU and 19 MiB by design: every hash takes a
+//! turn (`console::hashing`), which bounds how many run at once and lends them memory,
+//! and runs on a blocking thread, never on the async executor.
 
 use std::sync::LazyLock;
 
-use argon2::password_hash::SaltString;
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
+use argon2::password_hash::{Output, ParamsString, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Params, PasswordHash, Version};
+
+use super::hashing::{self, Busy, Turn};
 
 /// OWASP's argon2id floor: 19 MiB of memory, two passes, one lane.
 pub const MEMORY_KIB: u32 = 19_456;
@@ -73,41 +76,86 @@ impl OperatorPassword {
         Ok(Self(raw.to_owned()))
     }
 
-    /// The argon2id PHC string to store, with a fresh random salt.
-    pub fn hash(&self) -> String {
-        hash(&self.0)
+    /// The argon2id PHC string to store, with a fresh random salt; waits for a turn.
+    pub async fn hash(self) -> Result<String, HashingError> {
+        let mut turn = hashing::turn().await?;
+        Ok(tokio::task::spawn_blocking(move || hash(&mut turn, &self.0)).await?)
     }
 }
 
-fn hasher() -> Argon2<'static> {
-    let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None)
-        .expect("the argon2 parameters are constants within range");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+/// Why a password could not be checked or hashed.
+#[derive(Debug, thiserror::Error)]
+pub enum HashingError {
+    /// Every turn was taken for longer than `hashing::WAIT`.
+    #[error(transparent)]
+    Busy(#[from] Busy),
+    /// The blocking task that hashed did not finish (it panicked).
+    #[error("the password hash did not finish: {0}")]
+    Stopped(#[from] tokio::task::JoinError),
 }
 
-fn hash(password: &str) -> String {
+fn params() -> Params {
+    Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None)
+        .expect("the argon2 parameters are constants within range")
+}
+
+fn hash(turn: &mut Turn, password: &str) -> String {
+    let params = params();
     let random = crate::tokens::random_bytes();
-    let salt = SaltString::encode_b64(&random[..16]).expect("16 bytes is a valid salt length");
-    hasher()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2id hashing with valid parameters does not fail")
-        .to_string()
+    let salt = &random[..16];
+    let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
+        Ok(
+            Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+                .hash_password_into_with_memory(
+                    password.as_bytes(),
+                    salt,
+                    out,
+                    turn.memory(params.block_count()),
+                )?,
+        )
+    })
+    .expect("argon2id hashing with valid parameters does not fail");
+    phc_string(&params, salt, output)
 }
 
-/// A hash of a random password, checked when the account does not exist so that an
-/// unknown address costs the same time as a wrong password.
-static DUMMY_HASH: LazyLock<String> =
-    LazyLock::new(|| hash(&hex::encode(crate::tokens::random_bytes())));
+/// The PHC string of an argon2id hash, as `PasswordHasher::hash_password` writes it.
+fn phc_string(params: &Params, salt: &[u8], output: Output) -> String {
+    let salt = SaltString::encode_b64(salt).expect("16 bytes is a valid salt length");
+    PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).expect("the parameters fit a PHC string"),
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    }
+    .to_string()
+}
 
-/// Computes the dummy hash now (at start), so the first unknown address is not faster
-/// or slower than the rest.
+/// What unknown addresses are checked against, so that they cost the same time and
+/// memory as a wrong password: our parameters, and an output no password is expected to
+/// give (it never matters: the answer for an unknown address is false whatever it says).
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    let output = Output::new(&[0; Params::DEFAULT_OUTPUT_LEN]).expect("a valid output length");
+    phc_string(&params(), b"spacedigest-none", output)
+});
+
+/// Prepares the dummy hash at start; it is made from constants, so this is cheap.
 pub fn warm_up() {
     LazyLock::force(&DUMMY_HASH);
 }
 
 /// True when `password` matches the stored hash; `None` checks the dummy hash (and
-/// answers false) so that timing does not tell whether the account exists.
-pub fn verify(password: &str, stored: Option<&str>) -> bool {
+/// answers false) so that timing does not tell whether the account exists. Waits for a
+/// turn, like every hash.
+pub async fn verify(password: String, stored: Option<String>) -> Result<bool, HashingError> {
+    let mut turn = hashing::turn().await?;
+    Ok(
+        tokio::task::spawn_blocking(move || verify_with(&mut turn, &password, stored.as_deref()))
+            .await?,
+    )
+}
+
+fn verify_with(turn: &mut Turn, password: &str, stored: Option<&str>) -> bool {
     let (hash, real) = match stored {
         Some(stored) => (stored, true),
         None => (DUMMY_HASH.as_str(), false),
@@ -116,12 +164,43 @@ pub fn verify(password: &str, stored: Option<&str>) -> bool {
         tracing::error!("an operator's stored password hash is not a valid PHC string");
         return false;
     };
-    // Verification takes its parameters from the stored hash, so raising them later
-    // does not lock out existing accounts.
-    let matches = Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok();
+    let matches = matches(turn, &parsed, password).unwrap_or_else(|error| {
+        tracing::error!(%error, "an operator's stored password hash cannot be checked");
+        false
+    });
     matches && real
+}
+
+/// Hashes `password` as `stored` was hashed (its algorithm, version, parameters and salt:
+/// raising our parameters later does not lock out existing accounts) and compares the
+/// outputs in constant time, as `PasswordVerifier` does, in the turn's memory.
+fn matches(
+    turn: &mut Turn,
+    stored: &PasswordHash<'_>,
+    password: &str,
+) -> argon2::password_hash::Result<bool> {
+    let (Some(salt), Some(expected)) = (stored.salt, stored.hash) else {
+        return Err(argon2::password_hash::Error::PhcStringField);
+    };
+    let algorithm = Algorithm::try_from(stored.algorithm)?;
+    let version = stored
+        .version
+        .map(Version::try_from)
+        .transpose()?
+        .unwrap_or_default();
+    let params = Params::try_from(stored)?;
+    let mut salt_bytes = [0; Salt::MAX_LENGTH];
+    let salt = salt.decode_b64(&mut salt_bytes)?;
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let computed = Output::init_with(expected.len(), |out| {
+        Ok(argon2.hash_password_into_with_memory(
+            password.as_bytes(),
+            salt,
+            out,
+            turn.memory(params.block_count()),
+        )?)
+    })?;
+    Ok(computed == expected)
 }
 
 #[cfg(test)]
@@ -156,17 +235,75 @@ mod tests {
         assert!(OperatorPassword::parse("orbital tangerine lighthouse 47", email).is_ok());
     }
 
-    #[test]
-    fn a_hash_is_argon2id_with_the_owasp_parameters_and_verifies() {
-        let password = OperatorPassword::parse("orbital tangerine lighthouse 47", "a@b.c").unwrap();
-        let stored = password.hash();
+    #[tokio::test]
+    async fn a_hash_is_argon2id_with_the_owasp_parameters_and_verifies() {
+        let stored = OperatorPassword::parse("orbital tangerine lighthouse 47", "a@b.c")
+            .unwrap()
+            .hash()
+            .await
+            .unwrap();
         let parsed = PasswordHash::new(&stored).unwrap();
         assert_eq!(parsed.algorithm.as_str(), "argon2id");
         let params = Params::try_from(&parsed).unwrap();
         assert!(params.m_cost() >= MEMORY_KIB && params.t_cost() >= 2 && params.p_cost() >= 1);
-        assert!(verify("orbital tangerine lighthouse 47", Some(&stored)));
-        assert!(!verify("orbital tangerine lighthouse 48", Some(&stored)));
-        assert!(!verify("orbital tangerine lighthouse 47", None));
-        assert_ne!(stored, password.hash(), "each hash has its own salt");
+        let check = |password: &str, stored: Option<&str>| {
+            verify(password.to_owned(), stored.map(str::to_owned))
+        };
+        assert!(
+            check("orbital tangerine lighthouse 47", Some(&stored))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !check("orbital tangerine lighthouse 48", Some(&stored))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !check("orbital tangerine lighthouse 47", None)
+                .await
+                .unwrap()
+        );
+        let again = OperatorPassword::parse("orbital tangerine lighthouse 47", "a@b.c")
+            .unwrap()
+            .hash()
+            .await
+            .unwrap();
+        assert_ne!(stored, again, "each hash has its own salt");
+    }
+
+    #[tokio::test]
+    async fn hashes_in_lent_memory_are_those_of_the_argon2_crate() {
+        use argon2::{PasswordHasher, PasswordVerifier};
+        let password = "copper nebula harmonica 1969";
+        let ours = OperatorPassword::parse(password, "a@b.c")
+            .unwrap()
+            .hash()
+            .await
+            .unwrap();
+        let theirs_verify = |hash: &str, password: &str| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &PasswordHash::new(hash).unwrap())
+                .is_ok()
+        };
+        assert!(theirs_verify(&ours, password));
+        assert!(!theirs_verify(&ours, "copper nebula harmonica 1970"));
+
+        // Theirs, with other parameters and the older version: ours checks it the same.
+        for (version, m_cost) in [(Version::V0x13, 8 * 1024), (Version::V0x10, 32 * 1024)] {
+            let salt = SaltString::encode_b64(b"sixteen bytes ok").unwrap();
+            let theirs = Argon2::new(
+                Algorithm::Argon2id,
+                version,
+                Params::new(m_cost, 3, 1, None).unwrap(),
+            )
+            .hash_password(password.as_bytes(), &salt)
+            .unwrap()
+            .to_string();
+            let check = |password: &str| verify(password.to_owned(), Some(theirs.clone()));
+            assert!(check(password).await.unwrap(), "{theirs}");
+            assert!(!check("copper nebula harmonica 1970").await.unwrap());
+        }
+        assert!(PasswordHash::new(&DUMMY_HASH).is_ok(), "{}", *DUMMY_HASH);
     }
 }

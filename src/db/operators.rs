@@ -1,4 +1,5 @@
-//! Operator accounts, their console sessions, and failed logins.
+//! Operator accounts, their console sessions, and login attempts (failed, or reserved
+//! while their password is checked).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -169,8 +170,8 @@ pub fn delete_stale_sessions(
     .execute(conn)
 }
 
-/// Failed logins since `since`: for the account, for the account from this IP, and from
-/// this IP for any account, with the oldest of each (for `Retry-After`).
+/// Attempts counted since `since`: for the account, for the account from this IP, and
+/// from this IP for any account, with the oldest of each (for `Retry-After`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FailureCounts {
     /// For this account from anywhere.
@@ -181,8 +182,87 @@ pub struct FailureCounts {
     pub ip: (i64, Option<NaiveDateTime>),
 }
 
-/// Counts recent failures.
-pub fn failures_since(
+/// Counts the attempts at `email_key` and from `ip` since `since` and, unless `refuse`
+/// finds a limit reached in the counts, records one more at `now` and returns its id; in
+/// one transaction that every other reservation for the same account or the same IP
+/// waits for, in every process. Rows older than `since` are forgotten on the way.
+pub fn reserve_attempt<R>(
+    conn: &mut DbConnection,
+    email_key: &str,
+    ip: &str,
+    now: NaiveDateTime,
+    since: NaiveDateTime,
+    refuse: impl FnOnce(&FailureCounts) -> Option<R>,
+) -> QueryResult<Result<i64, R>> {
+    super::write_transaction(conn, |conn| {
+        serialise_attempts(conn, email_key, ip, since)?;
+        if let Some(refused) = refuse(&failures_since(conn, email_key, ip, since)?) {
+            return Ok(Err(refused));
+        }
+        diesel::insert_into(login_failures::table)
+            .values((
+                login_failures::email_key.eq(email_key),
+                login_failures::ip.eq(ip),
+                login_failures::failed_at.eq(now),
+            ))
+            .returning(login_failures::id)
+            .get_result(conn)
+            .map(Ok)
+    })
+}
+
+/// Advisory-lock classes on PostgreSQL: one key space for accounts, one for IPs.
+const ACCOUNT_LOCKS: i32 = 0x4c6f_6741; // "LogA"
+const IP_LOCKS: i32 = 0x4c6f_6749; // "LogI"
+
+/// Makes the count and the insert of [`reserve_attempt`] one step for its account and IP,
+/// and forgets old rows.
+///
+/// SQLite: the write transaction already holds the database's one write lock.
+/// PostgreSQL: transaction-scoped advisory locks on the account, then on the IP. Every
+/// reservation takes them in that order and waits for nothing else while it holds the IP
+/// lock, so no two can wait for each other. Old rows are deleted with `SKIP LOCKED`:
+/// two reservations sweeping at once would otherwise wait on each other's rows.
+fn serialise_attempts(
+    conn: &mut DbConnection,
+    email_key: &str,
+    ip: &str,
+    since: NaiveDateTime,
+) -> QueryResult<()> {
+    use diesel::sql_types::{Integer, Timestamp};
+    match conn {
+        DbConnection::Pg(pg) => {
+            for (class, key) in [(ACCOUNT_LOCKS, email_key), (IP_LOCKS, ip)] {
+                diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2)")
+                    .bind::<Integer, _>(class)
+                    .bind::<Integer, _>(lock_key(key))
+                    .execute(pg)?;
+            }
+            diesel::sql_query(
+                "DELETE FROM login_failures WHERE id IN (SELECT id FROM login_failures \
+                 WHERE failed_at <= $1 FOR UPDATE SKIP LOCKED)",
+            )
+            .bind::<Timestamp, _>(since)
+            .execute(pg)?;
+        }
+        DbConnection::Sqlite(sqlite) => {
+            diesel::delete(login_failures::table.filter(login_failures::failed_at.le(since)))
+                .execute(sqlite)?;
+        }
+    }
+    Ok(())
+}
+
+/// A 32-bit advisory-lock key for an account or IP. Two keys that collide only share a
+/// lock: they wait for each other, and nothing else changes.
+fn lock_key(key: &str) -> i32 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(key.as_bytes());
+    i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+}
+
+/// Counts recent attempts (failed, or reserved and not yet known).
+fn failures_since(
     conn: &mut DbConnection,
     email_key: &str,
     ip: &str,
@@ -210,29 +290,14 @@ pub fn failures_since(
     })
 }
 
-/// Records a failed login and forgets failures older than `forget_before`.
-pub fn record_failure(
-    conn: &mut DbConnection,
-    email_key: &str,
-    ip: &str,
-    now: NaiveDateTime,
-    forget_before: NaiveDateTime,
-) -> QueryResult<()> {
-    super::write_transaction(conn, |conn| {
-        diesel::delete(login_failures::table.filter(login_failures::failed_at.lt(forget_before)))
-            .execute(conn)?;
-        diesel::insert_into(login_failures::table)
-            .values((
-                login_failures::email_key.eq(email_key),
-                login_failures::ip.eq(ip),
-                login_failures::failed_at.eq(now),
-            ))
-            .execute(conn)?;
-        Ok(())
-    })
+/// Forgets one reserved attempt (it was never made).
+pub fn forget_attempt(conn: &mut DbConnection, id: i64) -> QueryResult<()> {
+    diesel::delete(login_failures::table.find(id)).execute(conn)?;
+    Ok(())
 }
 
-/// Forgets the failures of this account from this IP (after a successful login there).
+/// Forgets the attempts at this account from this IP, the one that just succeeded
+/// included.
 pub fn clear_failures(conn: &mut DbConnection, email_key: &str, ip: &str) -> QueryResult<()> {
     diesel::delete(
         login_failures::table

@@ -5,7 +5,12 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 
+use crate::console::hashing::Busy;
+use crate::console::password::HashingError;
 use crate::db::StorageError;
+
+/// `Retry-After` when every password check is taken: a burst passes within seconds.
+const BUSY_RETRY_AFTER_SECONDS: &str = "5";
 
 /// A console request that could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -25,12 +30,24 @@ pub enum ConsoleError {
     /// The request conflicts with the current state (e.g. resuming a finished send).
     #[error("{0}")]
     Conflict(String),
+    /// Every turn to hash a password is taken (a burst of logins): come back shortly.
+    #[error(transparent)]
+    Busy(#[from] Busy),
     /// The database is unreachable or failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
     /// Anything else on our side.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<HashingError> for ConsoleError {
+    fn from(error: HashingError) -> Self {
+        match error {
+            HashingError::Busy(busy) => Self::Busy(busy),
+            HashingError::Stopped(stopped) => Self::Internal(stopped.into()),
+        }
+    }
 }
 
 impl From<diesel::result::Error> for ConsoleError {
@@ -55,6 +72,7 @@ impl ResponseError for ConsoleError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::BadInput(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -76,6 +94,10 @@ impl ResponseError for ConsoleError {
             Self::NotFound(what) => ("Not found", what.clone()),
             Self::BadInput(why) => ("That did not work", why.clone()),
             Self::Conflict(why) => ("That cannot be done now", why.clone()),
+            Self::Busy(_) => (
+                "Too busy",
+                "Too many passwords are being checked at this moment. Nothing was changed; try again in a few seconds.".to_owned(),
+            ),
             Self::Storage(e) if e.is_unavailable() => {
                 tracing::error!(error = %e, "console: storage unavailable");
                 (
@@ -103,10 +125,11 @@ impl ResponseError for ConsoleError {
             .content_type(header::ContentType::html())
             .insert_header((header::CACHE_CONTROL, "no-store"));
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((
-                header::RETRY_AFTER,
-                crate::web::responses::RETRY_AFTER_SECONDS,
-            ));
+            let seconds = match self {
+                Self::Busy(_) => BUSY_RETRY_AFTER_SECONDS,
+                _ => crate::web::responses::RETRY_AFTER_SECONDS,
+            };
+            response.insert_header((header::RETRY_AFTER, seconds));
         }
         response.body(body)
     }

@@ -9,7 +9,9 @@ use serde::Deserialize;
 
 use super::session::{cookie_name, secure_cookies};
 use super::{Console, ConsoleError, CsrfForm, Layout, render, render_with, see_other};
-use crate::console::{OperatorPassword, login_limit, password, sessions};
+use crate::console::login_limit;
+use crate::console::password::HashingError;
+use crate::console::{OperatorPassword, password, sessions};
 use crate::db::{self, operators};
 use crate::web::client_ip::{client_ip, rate_limit_key};
 use crate::web::{AppState, cookie_header};
@@ -127,55 +129,35 @@ async fn login(
         .unwrap_or_else(|| "unknown".into());
 
     let now = db::now();
-    // The limits and the account in one round trip; an over-long address names nobody.
+    // The attempt is counted before its password is checked, and the account looked up
+    // in the same round trip; an over-long address names nobody.
     let (key, from) = (email_key.clone(), ip.clone());
     let known = email.len() <= MAX_EMAIL_BYTES;
-    let (counts, operator) = db::run(&state.pool, move |conn| {
-        let counts = operators::failures_since(conn, &key, &from, login_limit::window_start(now))?;
-        let operator = if known {
+    let url = &state.policy.settings.database_url;
+    let (reserved, operator) = db::run_writing(&state.pool, url, move |conn| {
+        let reserved = login_limit::reserve(conn, &key, &from, now)?;
+        let operator = if known && reserved.is_ok() {
             operators::find_by_email(conn, &key)?
         } else {
             None
         };
-        Ok((counts, operator))
+        Ok::<_, ConsoleError>((reserved, operator))
     })
     .await?;
-    if let Some(wait) = login_limit::retry_after(&counts, now) {
-        tracing::warn!(%ip, "console: login refused by the rate limit");
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        let page = LoginPage {
-            csrf_token: form.csrf_token,
-            email,
-            error: Some(format!(
-                "Too many failed attempts. Try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
-            )),
-            notice: None,
-            no_operator: false,
-        };
-        let mut response = render_with(StatusCode::TOO_MANY_REQUESTS, &page)?;
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            header::HeaderValue::from(wait.as_secs().max(1)),
-        );
-        return Ok(response);
-    }
+    let attempt = match reserved {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            tracing::warn!(%ip, "console: login refused by the rate limit");
+            return too_many_attempts(form.csrf_token, email, wait);
+        }
+    };
 
     let stored = operator.as_ref().map(|o| o.password_hash.clone());
-    let offered = form.password;
     // Unknown addresses are checked against a dummy hash: same work, same time.
-    let ok = web::block(move || password::verify(&offered, stored.as_deref()))
-        .await
-        .map_err(|e| ConsoleError::Internal(e.into()))?;
-
-    let operator = match (ok, operator) {
-        (true, Some(operator)) => operator,
-        _ => {
-            let (key, from) = (email_key, ip.clone());
-            db::run(&state.pool, move |conn| {
-                operators::record_failure(conn, &key, &from, now, login_limit::window_start(now))
-            })
-            .await?;
+    let operator = match (password::verify(form.password, stored).await, operator) {
+        (Ok(true), Some(operator)) => operator,
+        (Ok(_), _) => {
+            attempt.failed();
             tracing::info!(%ip, "console: failed login");
             let page = LoginPage {
                 csrf_token: form.csrf_token,
@@ -186,18 +168,25 @@ async fn login(
             };
             return render_with(StatusCode::UNAUTHORIZED, &page);
         }
+        (Err(HashingError::Busy(busy)), _) => {
+            db::run(&state.pool, move |conn| attempt.not_made(conn)).await?;
+            tracing::warn!(%ip, "console: login turned away, every password check is taken");
+            return Err(busy.into());
+        }
+        // A check that broke off counts as a failure, like one cut off by a crash.
+        (Err(stopped), _) => return Err(stopped.into()),
     };
 
     // A fresh session id at every login: one fixed before login is never promoted.
     let previous =
         cookie_header::value(&req, cookie_name(&state)).map(|v| crate::tokens::hash_token(&v));
-    let (key, from, operator_id) = (email_key, ip.clone(), operator.id);
+    let (from, operator_id) = (ip.clone(), operator.id);
     let (idle, max) = (
         state.policy.settings.admin_session_idle,
         state.policy.settings.admin_session_max,
     );
     let started = db::run(&state.pool, move |conn| {
-        operators::clear_failures(conn, &key, &from)?;
+        attempt.succeeded(conn)?;
         // Sessions nobody can use any more are swept here: logins are rare and cheap.
         let now = db::now();
         operators::delete_stale_sessions(
@@ -219,6 +208,31 @@ async fn login(
     response
         .add_cookie(&removal(&state, login_cookie_name(&state)))
         .map_err(|e| ConsoleError::Internal(e.into()))?;
+    Ok(response)
+}
+
+/// The login page again, with how long to wait: a limit refused the attempt unchecked.
+fn too_many_attempts(
+    csrf_token: String,
+    email: String,
+    wait: std::time::Duration,
+) -> Result<HttpResponse, ConsoleError> {
+    let minutes = wait.as_secs().div_ceil(60).max(1);
+    let page = LoginPage {
+        csrf_token,
+        email,
+        error: Some(format!(
+            "Too many failed attempts. Try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        )),
+        notice: None,
+        no_operator: false,
+    };
+    let mut response = render_with(StatusCode::TOO_MANY_REQUESTS, &page)?;
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from(wait.as_secs().max(1)),
+    );
     Ok(response)
 }
 
@@ -295,10 +309,7 @@ async fn change_password(form: CsrfForm) -> Result<HttpResponse, ConsoleError> {
     let input: PasswordForm = form.parse()?;
     let console = form.console;
     let stored = console.operator.password_hash.clone();
-    let current = input.current_password;
-    let ok = web::block(move || password::verify(&current, Some(&stored)))
-        .await
-        .map_err(|e| ConsoleError::Internal(e.into()))?;
+    let ok = password::verify(input.current_password, Some(stored)).await?;
     let checked = if !ok {
         Err("Your current password is not right.".to_owned())
     } else if input.new_password != input.confirm_password {
@@ -321,9 +332,7 @@ async fn change_password(form: CsrfForm) -> Result<HttpResponse, ConsoleError> {
             );
         }
     };
-    let hash = web::block(move || new.hash())
-        .await
-        .map_err(|e| ConsoleError::Internal(e.into()))?;
+    let hash = new.hash().await?;
     let (operator_id, keep) = (console.operator.id, console.session.id_hash.clone());
     db::run(console.pool(), move |conn| {
         operators::set_password(conn, operator_id, &hash, Some(&keep), db::now())

@@ -25,7 +25,9 @@ pub const OPERATOR_PASSWORD: &str = "orbital tangerine lighthouse 47";
 pub async fn create_operator(app: &TestApp, email: &'static str, password: &'static str) {
     let hash = OperatorPassword::parse(password, email)
         .expect("a strong test password")
-        .hash();
+        .hash()
+        .await
+        .expect("a turn to hash");
     app.db(move |conn| operators::create(conn, email, &hash, db::now()).map(|_| ()))
         .await;
 }

@@ -79,7 +79,9 @@ async fn login_answers_and_their_timing_do_not_tell_whether_an_account_exists() 
         let email = known(i);
         let hash = OperatorPassword::parse(PASSWORD, &email)
             .expect("a strong password")
-            .hash();
+            .hash()
+            .await
+            .expect("a turn to hash");
         app.db(move |conn| operators::create(conn, &email, &hash, db::now()).map(|_| ()))
             .await;
     }
