@@ -144,6 +144,7 @@ impl Application {
                 tokio::spawn(crate::feeds::run_poller(
                     pool.clone(),
                     settings.feed_poll_interval,
+                    settings.fetch.clone(),
                     shutdown.clone(),
                 )),
             ),

@@ -16,6 +16,8 @@ use url::Url;
 
 mod deliverability;
 pub use deliverability::{DkimKey, DkimSettings, MailStream, Senders};
+mod fetch;
+pub use fetch::FetchSettings;
 
 /// Prefix of every environment variable the program reads as a setting.
 pub const ENV_PREFIX: &str = "SPACEDIGEST_";
@@ -256,6 +258,9 @@ pub struct Settings {
     pub senders: Senders,
     /// `SPACEDIGEST_DKIM_KEY_PATH`, `SPACEDIGEST_DKIM_SELECTOR`, `SPACEDIGEST_DKIM_DOMAIN`.
     pub dkim: Option<DkimSettings>,
+    /// Where server-side fetches may connect (`SPACEDIGEST_FETCH_ALLOW_PRIVATE`,
+    /// `SPACEDIGEST_FETCH_ALLOWED_NETWORKS`).
+    pub fetch: FetchSettings,
 }
 
 /// When repeated bounces mark a subscriber bounced (`SPACEDIGEST_BOUNCE_*`).
@@ -371,6 +376,11 @@ struct RawSettings {
     dkim_selector: Option<String>,
     #[serde(default)]
     dkim_domain: Option<String>,
+    // Server-side fetches (see `fetch`).
+    #[serde(default)]
+    fetch_allow_private: bool,
+    #[serde(default)]
+    fetch_allowed_networks: String,
 }
 
 mod defaults {
@@ -695,6 +705,7 @@ impl RawSettings {
             bounces,
             senders,
             dkim,
+            fetch: FetchSettings::parse(self.fetch_allow_private, &self.fetch_allowed_networks)?,
         })
     }
 

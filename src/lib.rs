@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod digest;
 pub mod domain;
 pub mod feeds;
+pub mod fetch;
 pub mod mail;
 pub mod observability;
 pub mod subscriptions;

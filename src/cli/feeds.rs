@@ -10,6 +10,7 @@ use crate::config::Settings;
 use crate::db::{self, feeds};
 use crate::domain::NewsletterSlug;
 use crate::feeds::fetch::display_url;
+use crate::fetch::AddressPolicy;
 
 /// `feed …`
 #[derive(Debug, Subcommand)]
@@ -39,6 +40,14 @@ pub async fn run(settings: &Settings, command: FeedCommand) -> anyhow::Result<()
     match command {
         FeedCommand::Add { url, newsletter } => {
             let url = feed_url(&url)?;
+            // The poller checks every fetch; an address refused already is refused now.
+            if let Err(refused) = AddressPolicy::new(&settings.fetch).check_url_before_lookup(&url)
+            {
+                bail!(
+                    "cannot add the feed {}: {refused}",
+                    display_url(url.as_str())
+                );
+            }
             let pool = app::prepare_database(settings).await?;
             let newsletter = newsletter_by_slug(&pool, &newsletter).await?;
             let newsletter_id = newsletter.id;

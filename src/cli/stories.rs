@@ -72,7 +72,7 @@ pub async fn run(settings: &Settings, command: StoriesCommand) -> anyhow::Result
                     .with_context(|| {
                         format!("\"{}\" is not an http or https URL", display_url(&source))
                     })?;
-                import::fetch_once(&url)
+                import::fetch_once(&url, &settings.fetch)
                     .await
                     .map(|bytes| (bytes, FeedOrigin::url(&url)))
             } else {

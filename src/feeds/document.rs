@@ -103,10 +103,11 @@ fn decode_for_inspection(bytes: &[u8]) -> Result<(Cow<'_, str>, Option<String>),
         }
         single_byte if is_single_byte_latin(single_byte) => {
             if std::str::from_utf8(bytes).is_ok() && !bytes.is_ascii() {
-                return Err(FeedError::Encoding(format!(
-                    "the feed declares encoding \"{}\" but its bytes are UTF-8",
-                    declared.as_deref().unwrap_or_default()
-                )));
+                return Err(FeedError::Encoding(
+                    "the feed declares a single-byte encoding (Latin-1 or Windows-125x) \
+                     but its bytes are UTF-8"
+                        .to_owned(),
+                ));
             }
             Ok((
                 Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect()),
@@ -129,9 +130,8 @@ fn utf8<'a>(bytes: &'a [u8], what: &str) -> Result<Cow<'a, str>, FeedError> {
     std::str::from_utf8(bytes).map(Cow::Borrowed).map_err(|e| {
         let at = e.valid_up_to();
         FeedError::Encoding(format!(
-            "the feed is declared {what} but byte {at} (0x{:02X}) is not valid UTF-8; \
-             is it Latin-1 or Windows-1252?",
-            bytes.get(at).copied().unwrap_or_default()
+            "the feed is declared {what} but byte {at} is not valid UTF-8; \
+             is it Latin-1 or Windows-1252?"
         ))
     })
 }
@@ -255,7 +255,18 @@ fn check_complete(body: &str, root: &Root) -> Result<(), FeedError> {
 }
 
 fn truncated(root: &str) -> FeedError {
-    FeedError::Truncated(format!("the document ends before its closing </{root}>"))
+    FeedError::Truncated(match known_root(root) {
+        Some(name) => format!("the document ends before its closing </{name}>"),
+        None => "the document ends before its root element closes".to_owned(),
+    })
+}
+
+/// A root element name we may repeat: one of the feed formats' own. Any other name is
+/// the document's text, which is not echoed back (see `parse::parse_error`).
+pub(super) fn known_root(name: &str) -> Option<&'static str> {
+    ["rss", "feed", "rdf:RDF", "RDF", "channel"]
+        .into_iter()
+        .find(|known| *known == name)
 }
 
 fn html_page() -> FeedError {
@@ -377,7 +388,7 @@ mod tests {
         );
         let utf8_as_latin1 =
             "<?xml version='1.0' encoding='ISO-8859-1'?><rss><t>Café</t></rss>".as_bytes();
-        assert!(err(utf8_as_latin1).contains("declares encoding \"ISO-8859-1\""));
+        assert!(err(utf8_as_latin1).contains("declares a single-byte encoding"));
         let honest_latin1 =
             b"<?xml version=\"1.0\" encoding=\"iso-8859-1\"?><rss><t>Caf\xe9</t></rss>";
         assert!(inspect(honest_latin1).is_ok());

@@ -1,4 +1,5 @@
-//! Fetching feeds over HTTP: a bounded body, a deadline, and conditional GET so an
+//! Fetching feeds over HTTP: through the guarded client (public addresses only, unless
+//! the settings open others), a bounded body, a deadline, and conditional GET so an
 //! unchanged feed costs one small request.
 
 use std::time::Duration;
@@ -8,11 +9,16 @@ use reqwest::header::{ACCEPT, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH,
 use url::Url;
 
 use super::parse::MAX_FEED_BYTES;
+use crate::config::FetchSettings;
+use crate::fetch::{AddressPolicy, GuardedClient, Refused};
 
 /// The whole exchange, body included, must finish within this.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(20);
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Redirects followed, each checked like the first request.
+const MAX_REDIRECTS: usize = 5;
 
 /// Feed formats first, then anything: some servers label feeds `text/html`.
 const ACCEPT_FEEDS: &str = "application/rss+xml, application/atom+xml, application/feed+json, \
@@ -42,9 +48,13 @@ pub enum Fetched {
     },
 }
 
-/// Why a fetch failed, in words for the operator (no URL, which may hold credentials).
+/// Why a fetch failed, in words for the operator: no URL (it may hold credentials) and
+/// nothing the server sent beyond its status code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
+    /// The address is not one fetches may reach; nothing was sent to it.
+    #[error(transparent)]
+    Refused(#[from] Refused),
     /// Not 2xx (or 304 to a conditional request).
     #[error("the server answered {0}")]
     Status(String),
@@ -62,18 +72,18 @@ pub enum FetchError {
 /// An HTTP client for feeds; cheap to clone, meant to be shared.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
-    client: reqwest::Client,
+    client: GuardedClient,
 }
 
 impl Fetcher {
-    /// A client with our User-Agent, timeouts, gzip and at most 5 redirects.
-    pub fn new() -> Result<Self, FetchError> {
-        let client = reqwest::Client::builder()
+    /// A client with our User-Agent, timeouts, gzip and at most 5 redirects, reaching
+    /// only the addresses `settings` allow.
+    pub fn new(settings: &FetchSettings) -> Result<Self, FetchError> {
+        let builder = reqwest::Client::builder()
             .user_agent(concat!("spacedigest/", env!("CARGO_PKG_VERSION")))
             .timeout(FETCH_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .build()
+            .connect_timeout(CONNECT_TIMEOUT);
+        let client = GuardedClient::build(builder, AddressPolicy::new(settings), MAX_REDIRECTS)
             .map_err(|e| FetchError::Transport(describe(&e)))?;
         Ok(Self { client })
     }
@@ -81,14 +91,15 @@ impl Fetcher {
     /// GETs `url`, conditionally when `validators` hold anything, reading at most
     /// [`MAX_FEED_BYTES`] (after decompression) before giving up.
     pub async fn fetch(&self, url: &Url, validators: &Validators) -> Result<Fetched, FetchError> {
-        let mut request = self.client.get(url.clone()).header(ACCEPT, ACCEPT_FEEDS);
+        let mut request = self.client.get(url)?.header(ACCEPT, ACCEPT_FEEDS);
         if let Some(etag) = &validators.etag {
             request = request.header(IF_NONE_MATCH, etag);
         }
         if let Some(last_modified) = &validators.last_modified {
             request = request.header(IF_MODIFIED_SINCE, last_modified);
         }
-        let mut response = request.send().await.map_err(transport)?;
+        let failed = |e| failure(url, e);
+        let mut response = request.send().await.map_err(failed)?;
         let status = response.status();
         if status == StatusCode::NOT_MODIFIED
             && (validators.etag.is_some() || validators.last_modified.is_some())
@@ -106,7 +117,7 @@ impl Fetcher {
         }
         let validators = validators_of(response.headers());
         let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        while let Some(chunk) = response.chunk().await.map_err(failed)? {
             if bytes.len() + chunk.len() > MAX_FEED_BYTES {
                 return Err(FetchError::TooLarge);
             }
@@ -133,8 +144,10 @@ fn validators_of(headers: &HeaderMap) -> Validators {
     }
 }
 
-fn transport(error: reqwest::Error) -> FetchError {
-    if error.is_timeout() {
+fn failure(url: &Url, error: reqwest::Error) -> FetchError {
+    if let Some(refused) = GuardedClient::refusal(url, &error) {
+        FetchError::Refused(refused)
+    } else if error.is_timeout() {
         FetchError::Timeout
     } else {
         FetchError::Transport(describe(&error))
@@ -144,8 +157,15 @@ fn transport(error: reqwest::Error) -> FetchError {
 /// The error and its causes on one line, without the URL (it may carry credentials).
 fn describe(error: &reqwest::Error) -> String {
     let mut parts = Vec::new();
-    let mut source: Option<&dyn std::error::Error> = Some(error);
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
+        // rustls names the certificate's subjects in its errors, which the server chose;
+        // the log has the detail, the operator's message the kind of failure.
+        if error.is_connect() && is_tls_failure(e) {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            parts.push("the TLS handshake failed".to_owned());
+            break;
+        }
         let text = e.to_string();
         if !parts.iter().any(|p: &String| p.contains(&text)) {
             parts.push(text);
@@ -159,6 +179,21 @@ fn describe(error: &reqwest::Error) -> String {
         line = line.replace(url.as_str(), "the feed URL");
     }
     line
+}
+
+/// tokio-rustls reports a failed handshake as `InvalidData`, inside another I/O error
+/// whose `source` skips it.
+fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut io = error.downcast_ref::<std::io::Error>();
+    while let Some(e) = io {
+        if e.kind() == std::io::ErrorKind::InvalidData {
+            return true;
+        }
+        io = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<std::io::Error>());
+    }
+    false
 }
 
 /// A feed URL to register: absolute http(s), normalised (so the same feed written two

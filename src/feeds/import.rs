@@ -10,6 +10,7 @@ use url::Url;
 
 use super::fetch::{FetchError, Fetched, Fetcher, Validators};
 use super::parse::{FeedError, FeedOrigin, MAX_FEED_BYTES, ParsedFeed, Skipped, parse_feed};
+use crate::config::FetchSettings;
 use crate::db::stories::{self, UpsertCounts};
 use crate::db::{self, DbConnection, Pool, StorageError};
 
@@ -164,9 +165,9 @@ pub async fn read_file(path: &Path) -> Result<Vec<u8>, ImportError> {
     Ok(bytes)
 }
 
-/// Fetches a feed once, unconditionally (for `stories import URL`).
-pub async fn fetch_once(url: &Url) -> Result<Vec<u8>, ImportError> {
-    let fetcher = Fetcher::new()?;
+/// Fetches a feed once, unconditionally (for `stories import URL` and the console).
+pub async fn fetch_once(url: &Url, settings: &FetchSettings) -> Result<Vec<u8>, ImportError> {
+    let fetcher = Fetcher::new(settings)?;
     match fetcher.fetch(url, &Validators::default()).await? {
         Fetched::Body { bytes, .. } => Ok(bytes),
         // Unreachable without validators, but a server may answer 304 regardless.

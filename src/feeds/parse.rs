@@ -204,25 +204,61 @@ pub fn parse_feed(bytes: &[u8], origin: &FeedOrigin) -> Result<ParsedFeed, FeedE
     Ok(convert(feed, origin))
 }
 
+/// The parser's complaint in our words. Its own messages quote the document (element
+/// names, values, versions); a fetched document is the server's text, and none of it is
+/// repeated to the operator: positions and kinds only.
 fn parse_error(error: ParseFeedError, shape: &Shape) -> FeedError {
     match error {
         ParseFeedError::ParseError(ParseErrorKind::NoFeedRoot) => match shape {
-            Shape::Xml { root } => FeedError::NotAFeed(format!("the root element is <{root}>")),
+            Shape::Xml { root } => FeedError::NotAFeed(format!(
+                "the root element is {}",
+                document::known_root(root).map_or_else(
+                    || "not <rss>, <feed> or <rdf:RDF>".to_owned(),
+                    |name| format!("<{name}>")
+                )
+            )),
             Shape::Json => FeedError::NotAFeed("no feed in this JSON".to_owned()),
         },
-        ParseFeedError::ParseError(kind) => FeedError::Malformed(kind.to_string()),
-        ParseFeedError::JsonSerde(e) if e.is_eof() => {
-            FeedError::Truncated(format!("the JSON ends early ({e})"))
+        ParseFeedError::ParseError(kind) => FeedError::Malformed(match kind {
+            ParseErrorKind::NoFeedRoot => "no root element".to_owned(),
+            ParseErrorKind::UnknownMimeType { position, .. } => {
+                format!("an unsupported content type at byte {position}")
+            }
+            ParseErrorKind::MissingContent {
+                position,
+                reference,
+            } => format!("missing {reference} at byte {position}"),
+            ParseErrorKind::UnknownEnumVariant { position, .. } => {
+                format!("an unknown value at byte {position}")
+            }
+            ParseErrorKind::IllegalState { position, .. } => {
+                format!("an unexpected structure at byte {position}")
+            }
+        }),
+        ParseFeedError::JsonSerde(e) if e.is_eof() => FeedError::Truncated(format!(
+            "the JSON ends early (line {}, column {})",
+            e.line(),
+            e.column()
+        )),
+        ParseFeedError::JsonSerde(e) if e.is_data() => FeedError::NotAFeed(format!(
+            "JSON, but not a JSON Feed: a value of the wrong type at line {}, column {}",
+            e.line(),
+            e.column()
+        )),
+        ParseFeedError::JsonSerde(e) => FeedError::MalformedJson(format!(
+            "a syntax error at line {}, column {}",
+            e.line(),
+            e.column()
+        )),
+        ParseFeedError::JsonUnsupportedVersion(_) => {
+            FeedError::NotAFeed("an unsupported JSON Feed version".to_owned())
         }
-        ParseFeedError::JsonSerde(e) if e.is_data() => {
-            FeedError::NotAFeed(format!("JSON, but not a JSON Feed: {e}"))
+        ParseFeedError::XmlReader(_) => {
+            FeedError::MalformedXml("the document is not well-formed XML".to_owned())
         }
-        ParseFeedError::JsonSerde(e) => FeedError::MalformedJson(e.to_string()),
-        ParseFeedError::JsonUnsupportedVersion(version) => {
-            FeedError::NotAFeed(format!("unsupported JSON Feed version \"{version}\""))
+        ParseFeedError::IoError(_) => {
+            FeedError::Malformed("the feed parser could not read the document".to_owned())
         }
-        ParseFeedError::XmlReader(e) => FeedError::MalformedXml(e.to_string()),
-        ParseFeedError::IoError(e) => FeedError::Malformed(e.to_string()),
     }
 }
 

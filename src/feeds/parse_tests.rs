@@ -201,7 +201,7 @@ fn broken_documents_are_refused_with_the_reason() {
         (b"", "the feed is empty"),
         (
             b"<?xml version=\"1.0\"?><catalog><book/></catalog>",
-            "root element is <catalog>",
+            "the root element is not <rss>, <feed> or <rdf:RDF>",
         ),
         (b"{\"name\": \"not a feed\"}", "JSON, but not a JSON Feed"),
         (

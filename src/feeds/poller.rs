@@ -10,6 +10,7 @@ use url::Url;
 use super::fetch::{Fetched, Fetcher, Validators, redacted};
 use super::import::{ImportReport, parse_off_executor, store_within};
 use super::parse::FeedOrigin;
+use crate::config::FetchSettings;
 use crate::db::feeds::{self, Feed};
 use crate::db::{self, Pool};
 
@@ -38,8 +39,9 @@ pub struct PollReport {
     pub outcome: PollOutcome,
 }
 
-/// Polls every registered feed once, a few at a time; reports in feed order.
-pub async fn poll_all_once(pool: &Pool) -> Vec<PollReport> {
+/// Polls every registered feed once, a few at a time, reaching only the addresses
+/// `settings` allow; reports in feed order.
+pub async fn poll_all_once(pool: &Pool, settings: &FetchSettings) -> Vec<PollReport> {
     let registered = match db::run(pool, feeds::all).await {
         Ok(registered) => registered,
         Err(error) => {
@@ -47,7 +49,7 @@ pub async fn poll_all_once(pool: &Pool) -> Vec<PollReport> {
             return Vec::new();
         }
     };
-    let fetcher = match Fetcher::new() {
+    let fetcher = match Fetcher::new(settings) {
         Ok(fetcher) => fetcher,
         Err(error) => {
             tracing::error!(%error, "cannot build the HTTP client for feeds");
@@ -64,14 +66,19 @@ pub async fn poll_all_once(pool: &Pool) -> Vec<PollReport> {
 }
 
 /// Polls at once, then every `interval`, until `shutdown` is cancelled.
-pub async fn run_poller(pool: Pool, interval: Duration, shutdown: CancellationToken) {
+pub async fn run_poller(
+    pool: Pool,
+    interval: Duration,
+    settings: FetchSettings,
+    shutdown: CancellationToken,
+) {
     tracing::info!(
         interval_minutes = interval.as_secs() / 60,
         "feed poller started"
     );
     loop {
         tokio::select! {
-            reports = poll_all_once(&pool) => log_round(&reports),
+            reports = poll_all_once(&pool, &settings) => log_round(&reports),
             () = shutdown.cancelled() => break,
         }
         tokio::select! {
@@ -104,8 +111,8 @@ fn log_round(reports: &[PollReport]) {
 
 /// Polls one feed now (the console's "Poll now"), recording the outcome on its row as
 /// the poller does.
-pub async fn poll_feed(pool: &Pool, feed: Feed) -> PollReport {
-    match Fetcher::new() {
+pub async fn poll_feed(pool: &Pool, settings: &FetchSettings, feed: Feed) -> PollReport {
+    match Fetcher::new(settings) {
         Ok(fetcher) => poll_one(pool, &fetcher, feed).await,
         Err(error) => PollReport {
             feed_id: feed.id,

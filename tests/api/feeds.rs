@@ -2,7 +2,8 @@
 //! commands, and polling registered feeds over HTTP.
 //!
 //! These tests use a migrated database without a running server: `serve` starts its own
-//! poller, which would race the tests for the feeds they register.
+//! poller, which would race the tests for the feeds they register. They serve feeds on
+//! 127.0.0.1, so fetches may reach private addresses here (`abuse::fetch` has the rule).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use spacedigest::config::FetchSettings;
 use spacedigest::db::feeds::Feed;
 use spacedigest::db::schema::{newsletters, stories};
 use spacedigest::db::stories::Story;
@@ -83,6 +85,7 @@ impl Newsroom {
             .env_clear()
             .env("SPACEDIGEST_DATABASE_URL", self.database.url_string())
             .env("SPACEDIGEST_LOG", "warn")
+            .env("SPACEDIGEST_FETCH_ALLOW_PRIVATE", "true")
             .output()
             .await
             .expect("the binary runs");
@@ -128,6 +131,14 @@ impl Newsroom {
 
     async fn register_feed(&self, url: &str) {
         self.spacedigest(&["feed", "add", url]).await.ok();
+    }
+}
+
+/// Fetches as these tests make them: 127.0.0.1 allowed.
+fn local_fetches() -> FetchSettings {
+    FetchSettings {
+        allow_private: true,
+        ..FetchSettings::default()
     }
 }
 
@@ -776,7 +787,7 @@ async fn polling_sends_conditional_requests_and_a_304_changes_nothing() {
     let server = FeedServer::start(vec![("/rss.xml", Route::feed("rss2.xml", "\"v1\""))]).await;
     room.register_feed(&server.url("/rss.xml")).await;
 
-    let first = poll_all_once(&room.pool).await;
+    let first = poll_all_once(&room.pool, &local_fetches()).await;
     assert_eq!(first.len(), 1);
     match &first[0].outcome {
         PollOutcome::Imported(report) => assert_eq!(report.counts.new, 4),
@@ -788,7 +799,7 @@ async fn polling_sends_conditional_requests_and_a_304_changes_nothing() {
     assert_eq!(feed.etag.as_deref(), Some("\"v1\""));
     assert!(feed.last_success_at.is_some() && feed.last_error.is_none());
 
-    let second = poll_all_once(&room.pool).await;
+    let second = poll_all_once(&room.pool, &local_fetches()).await;
     assert_eq!(second[0].outcome, PollOutcome::NotModified);
     let requests = server.requests();
     assert_eq!(requests.len(), 2, "one request per poll: {requests:?}");
@@ -856,7 +867,7 @@ async fn a_failing_feed_is_recorded_and_polling_goes_on() {
         room.register_feed(&url).await;
     }
 
-    let reports = poll_all_once(&room.pool).await;
+    let reports = poll_all_once(&room.pool, &local_fetches()).await;
     assert_eq!(reports.len(), 5);
     let failure = |i: usize| match &reports[i].outcome {
         PollOutcome::Failed(message) => message.clone(),
@@ -900,6 +911,7 @@ async fn the_poller_polls_at_start_and_stops_on_shutdown() {
     let poller = tokio::spawn(run_poller(
         room.pool.clone(),
         Duration::from_secs(3600),
+        local_fetches(),
         shutdown.clone(),
     ));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

@@ -129,6 +129,8 @@ pub fn test_settings(database: &TestDatabase, smtp_port: u16) -> Settings {
     settings.delivery.smtp_timeout = Duration::from_secs(5);
     settings.delivery.lease = Duration::from_secs(10);
     settings.delivery.poll_interval = Duration::from_millis(100);
+    // The tests serve feeds on 127.0.0.1; `abuse::fetch` shows what the default refuses.
+    settings.fetch.allow_private = true;
     settings
 }
 

@@ -15,6 +15,8 @@ mod feeds;
 mod figures;
 mod healthcheck;
 mod helpers;
+#[path = "support/http_server.rs"]
+mod http_server;
 mod lease;
 mod limits;
 mod observability;

@@ -13,6 +13,7 @@ use crate::db::{self, feeds};
 use crate::domain::NewsletterSlug;
 use crate::feeds::fetch::{display_url, feed_url};
 use crate::feeds::{PollOutcome, poll_feed};
+use crate::fetch::AddressPolicy;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -156,9 +157,17 @@ async fn add(form: CsrfForm) -> Result<HttpResponse, ConsoleError> {
     let input: AddForm = form.parse()?;
     let console = form.console;
     let all = shared::all(&console).await?;
+    let policy = AddressPolicy::new(&console.state.policy.settings.fetch);
     let checked = shared::by_slug(&all, &input.newsletter)
         .cloned()
-        .and_then(|n| feed_url(&input.url).map(|url| (n, url)));
+        .and_then(|n| feed_url(&input.url).map(|url| (n, url)))
+        .and_then(|(n, url)| match policy.check_url_before_lookup(&url) {
+            Ok(()) => Ok((n, url)),
+            Err(refused) => Err(format!(
+                "Cannot add the feed {}: {refused}.",
+                display_url(url.as_str())
+            )),
+        });
     let (newsletter, url) = match checked {
         Ok(found) => found,
         Err(why) => return refuse(&console, input, why).await,
@@ -221,7 +230,7 @@ async fn poll_now(form: CsrfForm, id: web::Path<String>) -> Result<HttpResponse,
     let console = form.console;
     let feed = find(&console, &id).await?;
     let feed_id = feed.id;
-    let report = poll_feed(console.pool(), feed).await;
+    let report = poll_feed(console.pool(), &console.state.policy.settings.fetch, feed).await;
     tracing::info!(
         operator_id = console.operator.id,
         feed_id,
