@@ -36,37 +36,45 @@ pub struct StoredSubscriber {
     pub subscriptions: Vec<(i64, Status)>,
 }
 
-/// Writes the row of each of these mailboxes (keys ascending, no repeats), which on
-/// PostgreSQL locks it until the transaction ends: every later read and write of the
-/// group is then about mailboxes no other signup is deciding at the same time. Taken in
-/// key order, so two groups that share mailboxes cannot deadlock.
+/// Holds these mailboxes (keys ascending, no repeats) until the transaction ends, so that
+/// every later read and write of the group is about mailboxes no other signup is deciding
+/// at the same time. On PostgreSQL that is a row lock on each mailbox's row (written, so
+/// that a mailbox named for the first time has one), taken in key order, so two groups
+/// that share mailboxes cannot deadlock. On SQLite the write lock, held since the
+/// transaction began, already serialises every signup: nothing to do.
 pub fn hold_mailboxes(
     conn: &mut DbConnection,
     keys: &[String],
     now: NaiveDateTime,
 ) -> QueryResult<()> {
     debug_assert!(keys.windows(2).all(|w| w[0] < w[1]));
-    match conn {
-        DbConnection::Pg(pg) => {
-            Statement::<()>::new(
-                HOLD_MAILBOXES,
-                vec![bind::<Timestamp, _>(&now), bind::<Array<Text>, _>(keys)],
-            )
-            .execute(pg)?;
-        }
-        DbConnection::Sqlite(sqlite) => {
-            for key in keys {
-                diesel::insert_into(mailboxes::table)
-                    .values((
-                        mailboxes::mailbox_key.eq(key),
-                        mailboxes::last_signup_at.eq(now),
-                    ))
-                    .on_conflict(mailboxes::mailbox_key)
-                    .do_update()
-                    .set(mailboxes::last_signup_at.eq(now))
-                    .execute(sqlite)?;
-            }
-        }
+    if let DbConnection::Pg(pg) = conn {
+        Statement::<()>::new(
+            HOLD_MAILBOXES,
+            vec![bind::<Timestamp, _>(&now), bind::<Array<Text>, _>(keys)],
+        )
+        .execute(pg)?;
+    }
+    Ok(())
+}
+
+/// Writes the rows of these mailboxes for signups that store nothing else (held back,
+/// bounced, nothing to confirm), so that their commit costs what any signup's does and
+/// its timing cannot tell them apart. PostgreSQL wrote every mailbox's row when holding it.
+pub fn note_signups(conn: &mut DbConnection, keys: &[&str], now: NaiveDateTime) -> QueryResult<()> {
+    let DbConnection::Sqlite(sqlite) = conn else {
+        return Ok(());
+    };
+    for key in keys {
+        diesel::insert_into(mailboxes::table)
+            .values((
+                mailboxes::mailbox_key.eq(key),
+                mailboxes::last_signup_at.eq(now),
+            ))
+            .on_conflict(mailboxes::mailbox_key)
+            .do_update()
+            .set(mailboxes::last_signup_at.eq(now))
+            .execute(sqlite)?;
     }
     Ok(())
 }
@@ -89,21 +97,32 @@ pub fn subscribers_by_key(
         Option<i64>,
         Option<String>,
     );
-    // On the concrete backend, so that PostgreSQL gets one array (`= ANY`) and one
-    // prepared statement rather than a list of binds as long as the group.
-    let rows: Vec<Row> = crate::on_backend!(conn, c => subscribers::table
-        .left_join(subscriptions::table)
-        .filter(subscribers::email_key.eq_any(email_keys))
-        .order((subscribers::id, subscriptions::newsletter_id))
-        .select((
-            subscribers::id,
-            subscribers::email,
-            subscribers::email_key,
-            subscribers::bounced_at,
-            subscriptions::newsletter_id.nullable(),
-            subscriptions::status.nullable(),
-        ))
-        .load(c))?;
+    let rows: Vec<Row> = match conn {
+        DbConnection::Pg(pg) => {
+            Statement::<(
+                BigInt,
+                Text,
+                Text,
+                Nullable<Timestamp>,
+                Nullable<BigInt>,
+                Nullable<Text>,
+            )>::new(SUBSCRIBERS_BY_KEY, vec![bind::<Array<Text>, _>(email_keys)])
+            .load(pg)?
+        }
+        DbConnection::Sqlite(sqlite) => subscribers::table
+            .left_join(subscriptions::table)
+            .filter(subscribers::email_key.eq_any(email_keys))
+            .order((subscribers::id, subscriptions::newsletter_id))
+            .select((
+                subscribers::id,
+                subscribers::email,
+                subscribers::email_key,
+                subscribers::bounced_at,
+                subscriptions::newsletter_id.nullable(),
+                subscriptions::status.nullable(),
+            ))
+            .load(sqlite)?,
+    };
     let mut stored: Vec<StoredSubscriber> = Vec::new();
     for (id, email, email_key, bounced_at, newsletter, status) in rows {
         if stored.last().is_none_or(|s| s.id != id) {
@@ -133,20 +152,63 @@ pub fn recent_confirmations(
     mailbox_keys: &[String],
     since: NaiveDateTime,
 ) -> QueryResult<Vec<(String, NaiveDateTime)>> {
-    let rows: Vec<(Option<String>, NaiveDateTime)> = crate::on_backend!(conn, c => outbound_emails::table
-        .inner_join(
-            subscribers::table.on(outbound_emails::subscriber_id.eq(subscribers::id.nullable())),
+    let kind = EmailKind::Confirmation.as_str();
+    let rows: Vec<(Option<String>, NaiveDateTime)> = match conn {
+        DbConnection::Pg(pg) => Statement::<(Nullable<Text>, Timestamp)>::new(
+            RECENT_CONFIRMATIONS,
+            vec![
+                bind::<Array<Text>, _>(mailbox_keys),
+                bind::<Text, _>(kind),
+                bind::<Timestamp, _>(&since),
+            ],
         )
-        .filter(subscribers::mailbox_key.eq_any(mailbox_keys))
-        .filter(outbound_emails::kind.eq(EmailKind::Confirmation.as_str()))
-        .filter(outbound_emails::created_at.gt(since))
-        .select((subscribers::mailbox_key, outbound_emails::created_at))
-        .load(c))?;
+        .load(pg)?,
+        DbConnection::Sqlite(sqlite) => outbound_emails::table
+            .inner_join(
+                subscribers::table
+                    .on(outbound_emails::subscriber_id.eq(subscribers::id.nullable())),
+            )
+            .filter(subscribers::mailbox_key.eq_any(mailbox_keys))
+            .filter(outbound_emails::kind.eq(kind))
+            .filter(outbound_emails::created_at.gt(since))
+            .select((subscribers::mailbox_key, outbound_emails::created_at))
+            .load(sqlite)?,
+    };
     Ok(rows
         .into_iter()
         .filter_map(|(key, at)| key.map(|key| (key, at)))
         .collect())
 }
+
+// The reads start from the group's keys and look each one up by its index (`LATERAL …
+// OFFSET 0` keeps PostgreSQL from turning a lookup into a join): with a generic plan
+// and tables that grow fast from empty, it otherwise chose hash joins that scanned every
+// subscription and every recent confirmation email, for every group.
+const SUBSCRIBERS_BY_KEY: &str = "
+SELECT s.id, s.email, s.email_key, s.bounced_at, sub.newsletter_id, sub.status
+FROM unnest({}::text[]) AS k (email_key)
+CROSS JOIN LATERAL (
+    SELECT id, email, email_key, bounced_at FROM subscribers
+    WHERE subscribers.email_key = k.email_key OFFSET 0
+) AS s
+LEFT JOIN LATERAL (
+    SELECT newsletter_id, status FROM subscriptions
+    WHERE subscriptions.subscriber_id = s.id OFFSET 0
+) AS sub ON true
+ORDER BY s.id, sub.newsletter_id";
+
+const RECENT_CONFIRMATIONS: &str = "
+SELECT s.mailbox_key, o.created_at
+FROM unnest({}::text[]) AS k (mailbox_key)
+CROSS JOIN LATERAL (
+    SELECT id, mailbox_key FROM subscribers WHERE subscribers.mailbox_key = k.mailbox_key OFFSET 0
+) AS s
+CROSS JOIN LATERAL (
+    SELECT created_at FROM outbound_emails
+    WHERE outbound_emails.subscriber_id = s.id AND outbound_emails.kind = {}
+      AND outbound_emails.created_at > {}
+    OFFSET 0
+) AS o";
 
 /// Inserts these subscribers (none of them stored yet): (email key, id) of each.
 pub fn insert_subscribers(
@@ -487,6 +549,8 @@ mod tests {
     fn each_statement_has_a_place_for_each_of_its_binds() {
         for (sql, binds) in [
             (HOLD_MAILBOXES, 2),
+            (SUBSCRIBERS_BY_KEY, 1),
+            (RECENT_CONFIRMATIONS, 3),
             (INSERT_SUBSCRIBERS, 6),
             (INSERT_TOKENS, 4),
             (AWAIT_CONFIRMATION, 6),

@@ -6,7 +6,9 @@
 //! 2. each signup is decided by [`rules::decide`], in order, against that state as the
 //!    earlier signups of the group left it, so two signups of one address or mailbox are
 //!    decided as if one after the other;
-//! 3. the decisions are written with one statement per kind of row.
+//! 3. the decisions are written with one statement per kind of row; a signup that
+//!    stores nothing else still writes its mailbox's row, so no commit is cheaper than
+//!    another and the answer's timing tells nothing about the address.
 
 use std::collections::HashMap;
 
@@ -113,6 +115,13 @@ pub fn record(
     }
 
     write(conn, policy, group, &addresses, &decisions, now)?;
+    let idle: Vec<&str> = group
+        .iter()
+        .zip(&decisions)
+        .filter(|(_, decision)| !matches!(decision, Decision::Confirm { .. }))
+        .map(|(signup, _)| signup.mailbox_key.as_str())
+        .collect();
+    store::note_signups(conn, &idle, now)?;
     Ok(decisions.iter().map(Decision::outcome).collect())
 }
 

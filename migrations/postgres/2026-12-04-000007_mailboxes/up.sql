@@ -10,11 +10,11 @@ UPDATE subscribers SET mailbox_key =
 -- A signup reads the confirmation emails of every subscriber of its mailbox.
 CREATE INDEX subscribers_by_mailbox ON subscribers (mailbox_key);
 
--- One row per mailbox that signups have named. Every signup writes its mailbox's row
--- first, in key order: on PostgreSQL the row lock serialises signups of one mailbox,
+-- One row per mailbox that signups have named. On PostgreSQL every signup writes its
+-- mailbox's row first, in key order: the row lock serialises signups of one mailbox,
 -- whatever the spelling and whichever process takes them, so two cannot both pass its
--- limits; and on both backends every signup writes, so a commit costs the same whether
--- the address was new, known or held back.
+-- limits. On SQLite (one writer) only signups that store nothing else write it, so that
+-- every commit costs the same whether the address was new, known or held back.
 CREATE TABLE mailboxes (
     mailbox_key    TEXT PRIMARY KEY,
     last_signup_at TIMESTAMP NOT NULL
