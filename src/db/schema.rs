@@ -25,6 +25,14 @@ diesel::table! {
         updated_at -> Timestamp,
         consent_note -> Nullable<Text>,
         bounced_at -> Nullable<Timestamp>,
+        mailbox_key -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    mailboxes (mailbox_key) {
+        mailbox_key -> Text,
+        last_signup_at -> Timestamp,
     }
 }
 
@@ -38,6 +46,7 @@ diesel::table! {
         confirmed_at -> Nullable<Timestamp>,
         unsubscribed_at -> Nullable<Timestamp>,
         updated_at -> Timestamp,
+        confirmation_token_hash -> Nullable<Text>,
     }
 }
 
@@ -181,6 +190,7 @@ diesel::joinable!(outbound_emails -> digest_issues (issue_id));
 diesel::allow_tables_to_appear_in_same_query!(
     newsletters,
     subscribers,
+    mailboxes,
     subscriptions,
     confirmation_tokens,
     outbound_emails,

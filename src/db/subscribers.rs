@@ -27,6 +27,8 @@ pub struct Subscriber {
     pub updated_at: NaiveDateTime,
     /// Consent recorded by an operator who imported the address as confirmed.
     pub consent_note: Option<String>,
+    /// `SubscriberEmail::mailbox_key`: what the limits on confirmation emails count.
+    pub mailbox_key: Option<String>,
 }
 
 /// A subscriber to create.
@@ -37,6 +39,8 @@ pub struct NewSubscriber<'a> {
     pub email: &'a str,
     /// Lower-cased address.
     pub email_key: &'a str,
+    /// `SubscriberEmail::mailbox_key`.
+    pub mailbox_key: &'a str,
     /// Optional name.
     pub name: Option<&'a str>,
     /// Client IP.
@@ -68,7 +72,8 @@ impl Status {
         }
     }
 
-    fn from_stored(s: &str) -> Self {
+    /// The status a stored text stands for.
+    pub(crate) fn from_stored(s: &str) -> Self {
         match s {
             "confirmed" => Self::Confirmed,
             "unsubscribed" => Self::Unsubscribed,
@@ -132,36 +137,6 @@ pub fn insert_if_absent(
         .optional())
 }
 
-/// Returns the subscriber with this key, holding its row lock until the transaction ends,
-/// so concurrent signups of one address are handled one after the other.
-pub fn lock_by_key(
-    conn: &mut DbConnection,
-    email_key: &str,
-    now: NaiveDateTime,
-) -> QueryResult<Subscriber> {
-    // `RETURNING` a derived selection type-checks only on a concrete backend.
-    on_backend!(conn, c => diesel::update(subscribers::table.filter(subscribers::email_key.eq(email_key)))
-        .set(subscribers::updated_at.eq(now))
-        .returning(Subscriber::as_returning())
-        .get_result(c))
-}
-
-/// Replaces the name and signup IP.
-pub fn update_details(
-    conn: &mut DbConnection,
-    id: i64,
-    name: Option<&str>,
-    signup_ip: Option<&str>,
-) -> QueryResult<()> {
-    diesel::update(subscribers::table.find(id))
-        .set((
-            subscribers::name.eq(name),
-            subscribers::signup_ip.eq(signup_ip),
-        ))
-        .execute(conn)?;
-    Ok(())
-}
-
 /// The subscriber with this id.
 pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Subscriber>> {
     subscribers::table
@@ -169,18 +144,6 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Subscriber>>
         .select(Subscriber::as_select())
         .first(conn)
         .optional()
-}
-
-/// Every subscription of a subscriber.
-pub fn subscriptions_of(
-    conn: &mut DbConnection,
-    subscriber_id: i64,
-) -> QueryResult<Vec<Subscription>> {
-    subscriptions::table
-        .filter(subscriptions::subscriber_id.eq(subscriber_id))
-        .order(subscriptions::newsletter_id.asc())
-        .select(Subscription::as_select())
-        .load(conn)
 }
 
 /// Titles of the subscriber's newsletters in one status, in form order.
@@ -198,7 +161,8 @@ pub fn newsletters_with_status(
         .load(conn)
 }
 
-/// Adds a pending subscription.
+/// Adds a pending subscription that no link confirms until a signup sends one (signups
+/// write theirs through `db::signups`).
 pub fn insert_pending(
     conn: &mut DbConnection,
     subscriber_id: i64,
@@ -217,44 +181,44 @@ pub fn insert_pending(
     Ok(())
 }
 
-/// Puts an unsubscribed subscription back to pending: leaving and coming back means a
-/// new double opt-in.
-pub fn reopen(
-    conn: &mut DbConnection,
-    subscription_id: i64,
-    now: NaiveDateTime,
-) -> QueryResult<()> {
-    diesel::update(
-        subscriptions::table
-            .find(subscription_id)
-            .filter(subscriptions::status.eq(Status::Unsubscribed.as_str())),
-    )
-    .set((
-        subscriptions::status.eq(Status::Pending.as_str()),
-        subscriptions::updated_at.eq(now),
-    ))
-    .execute(conn)?;
-    Ok(())
-}
-
-/// Confirms every pending subscription of the subscriber; returns their newsletter ids.
-pub fn confirm_pending(
+/// Confirms the subscriber's pending subscriptions that await this link, and no others:
+/// (subscription id, newsletter id) of each.
+pub fn confirm_awaiting(
     conn: &mut DbConnection,
     subscriber_id: i64,
+    token_hash: &str,
     now: NaiveDateTime,
 ) -> QueryResult<Vec<(i64, i64)>> {
     diesel::update(
         subscriptions::table
             .filter(subscriptions::subscriber_id.eq(subscriber_id))
-            .filter(subscriptions::status.eq(Status::Pending.as_str())),
+            .filter(subscriptions::status.eq(Status::Pending.as_str()))
+            .filter(subscriptions::confirmation_token_hash.eq(token_hash)),
     )
     .set((
         subscriptions::status.eq(Status::Confirmed.as_str()),
         subscriptions::confirmed_at.eq(now),
         subscriptions::updated_at.eq(now),
+        subscriptions::confirmation_token_hash.eq(None::<String>),
     ))
     .returning((subscriptions::id, subscriptions::newsletter_id))
     .get_results(conn)
+}
+
+/// The newsletters, in form order, whose pending subscriptions this link would confirm.
+pub fn awaiting(
+    conn: &mut DbConnection,
+    subscriber_id: i64,
+    token_hash: &str,
+) -> QueryResult<Vec<Newsletter>> {
+    subscriptions::table
+        .inner_join(newsletters::table)
+        .filter(subscriptions::subscriber_id.eq(subscriber_id))
+        .filter(subscriptions::status.eq(Status::Pending.as_str()))
+        .filter(subscriptions::confirmation_token_hash.eq(token_hash))
+        .order(newsletters::id.asc())
+        .select(Newsletter::as_select())
+        .load(conn)
 }
 
 /// Unsubscribes one subscription; false when it was not subscribed (idempotent).
@@ -436,7 +400,8 @@ pub struct Erased {
 
 /// Deletes the subscriber and every row about them: emails to them (by subscriber and by
 /// address, so rows whose subscriber link was already cut go too, and a queued one can
-/// never be sent), confirmation tokens, subscriptions. The caller gives the transaction.
+/// never be sent), confirmation tokens, subscriptions, and their mailbox's row unless
+/// another spelling of it is still subscribed. The caller gives the transaction.
 pub fn delete_everything(conn: &mut DbConnection, subscriber: &Subscriber) -> QueryResult<Erased> {
     use super::schema::{confirmation_tokens, outbound_emails};
     let addresses = [subscriber.email.as_str(), subscriber.email_key.as_str()];
@@ -460,6 +425,18 @@ pub fn delete_everything(conn: &mut DbConnection, subscriber: &Subscriber) -> Qu
         diesel::delete(subscriptions::table.filter(subscriptions::subscriber_id.eq(subscriber.id)))
             .execute(conn)?;
     diesel::delete(subscribers::table.find(subscriber.id)).execute(conn)?;
+    // The mailbox's row holds the address too (as its key): it goes with the last
+    // subscriber of that mailbox.
+    if let Some(mailbox_key) = &subscriber.mailbox_key {
+        use super::schema::mailboxes;
+        let shared = subscribers::table
+            .filter(subscribers::mailbox_key.eq(mailbox_key))
+            .count()
+            .get_result::<i64>(conn)?;
+        if shared == 0 {
+            diesel::delete(mailboxes::table.find(mailbox_key)).execute(conn)?;
+        }
+    }
     Ok(Erased {
         emails,
         tokens,

@@ -11,6 +11,9 @@ use super::SubscriberName;
 /// RFC 5321 caps a forward-path at 256 octets including the angle brackets.
 const MAX_LEN: usize = 254;
 
+/// Gmail's two domains: one mailbox under either, whatever dots its local part has.
+const GMAIL_DOMAINS: [&str; 2] = ["gmail.com", "googlemail.com"];
+
 /// A subscriber's email address that both our validator and the mailer accept.
 ///
 /// Holding the `lettre::Address` rather than a `String` means `to_mailbox`
@@ -100,6 +103,25 @@ impl SubscriberEmail {
     /// them so, and "Reader@" and "reader@" signing up twice is a mistake.
     pub fn key(&self) -> String {
         self.as_str().to_lowercase()
+    }
+
+    /// The mailbox the address delivers to, as the per-address limits count it: the
+    /// [`key`](Self::key) without a `+tag`, and for Gmail (googlemail.com is the same
+    /// service) without dots. Providers ignore both, so `v.ictim+1@gmail.com` and
+    /// `victim@googlemail.com` land in one inbox and must share its allowance. Only for
+    /// counting: the address stays as typed, and each spelling is its own subscriber.
+    pub fn mailbox_key(&self) -> String {
+        let key = self.key();
+        // Parsing refused quoted local parts, so the only '@' is the separator.
+        let (local, domain) = key.rsplit_once('@').unwrap_or((key.as_str(), ""));
+        let local = local
+            .split_once('+')
+            .map_or(local, |(mailbox, _tag)| mailbox);
+        if GMAIL_DOMAINS.contains(&domain) {
+            format!("{}@gmail.com", local.replace('.', ""))
+        } else {
+            format!("{local}@{domain}")
+        }
     }
 
     /// The part after the @, lower-cased.
@@ -335,6 +357,29 @@ mod tests {
     }
 
     #[test]
+    fn mailbox_key_folds_tags_case_and_gmail_dots() {
+        let key = |raw: &str| SubscriberEmail::parse(raw).unwrap().mailbox_key();
+        let cases = [
+            ("victim@example.com", "victim@example.com"),
+            ("Victim+News@Example.com", "victim@example.com"),
+            ("victim+a+b@example.com", "victim@example.com"),
+            // Dots count everywhere but at Gmail.
+            ("v.ictim@example.com", "v.ictim@example.com"),
+            ("v.i.c.t.i.m@gmail.com", "victim@gmail.com"),
+            ("V.Ictim+x@GoogleMail.com", "victim@gmail.com"),
+            ("victim@mail.gmail.com", "victim@mail.gmail.com"),
+            ("+only@example.com", "@example.com"),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(key(raw), expected, "{raw:?}");
+        }
+        // The address itself is kept as typed.
+        let email = SubscriberEmail::parse("V.Ictim+x@gmail.com").unwrap();
+        assert_eq!(email.as_str(), "V.Ictim+x@gmail.com");
+        assert_eq!(email.key(), "v.ictim+x@gmail.com");
+    }
+
+    #[test]
     fn header_injection_never_yields_a_line_break() {
         for raw in [
             "a@b.com\nBcc: x@y.com",
@@ -451,6 +496,60 @@ mod tests {
                 prop_assert_eq!(SubscriberEmail::parse(s), Ok(email.clone()));
                 prop_assert!(Address::from_str(s).is_ok());
             }
+        }
+
+        #[test]
+        fn every_spelling_of_a_mailbox_has_its_key(
+            local in "[a-z0-9]{1,8}(\\.[a-z0-9]{1,8}){0,2}",
+            tag in "[a-z0-9.+-]{0,10}",
+            upper in any::<bool>(),
+            dots in prop::collection::vec(0usize..8, 0..4),
+            gmail in any::<bool>(),
+            googlemail in any::<bool>(),
+        ) {
+            let domain = match (gmail, googlemail) {
+                (true, true) => "googlemail.com",
+                (true, false) => "gmail.com",
+                _ => "example.org",
+            };
+            let plain = SubscriberEmail::parse(&format!("{local}@{domain}")).unwrap();
+            // A +tag, any case, and (at Gmail) dots between letters: the same mailbox.
+            let mut spelled: String = local.clone();
+            if gmail {
+                for at in &dots {
+                    let at = at % spelled.len();
+                    if at > 0 && !spelled[..at].ends_with('.') && !spelled[at..].starts_with('.') {
+                        spelled.insert(at, '.');
+                    }
+                }
+            }
+            let spelled = format!("{spelled}+{tag}@{domain}");
+            let spelled = if upper { spelled.to_uppercase() } else { spelled };
+            if let Ok(variant) = SubscriberEmail::parse(&spelled) {
+                prop_assert_eq!(variant.mailbox_key(), plain.mailbox_key());
+                prop_assert_eq!(variant.as_str(), spelled.as_str().replace(&domain.to_uppercase(), domain));
+            }
+            let key = plain.mailbox_key();
+            prop_assert!(!key.contains('+'));
+            prop_assert_eq!(key.to_lowercase(), key.clone());
+            if gmail {
+                prop_assert!(key.ends_with("@gmail.com"));
+                prop_assert!(!key.trim_end_matches("@gmail.com").contains('.'));
+            } else {
+                // Elsewhere dots are part of the mailbox's name.
+                prop_assert_eq!(key, plain.key());
+            }
+        }
+
+        #[test]
+        fn different_mailboxes_have_different_keys(
+            a in "[a-z0-9]{1,8}",
+            b in "[a-z0-9]{1,8}",
+            domain in prop_oneof![Just("example.org"), Just("gmail.com"), Just("example.net")],
+        ) {
+            prop_assume!(a != b);
+            let key = |local: &str| SubscriberEmail::parse(&format!("{local}@{domain}")).unwrap().mailbox_key();
+            prop_assert_ne!(key(&a), key(&b));
         }
 
         #[test]

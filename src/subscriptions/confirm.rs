@@ -21,7 +21,8 @@ pub enum ConfirmOutcome {
     Unknown,
 }
 
-/// Checks a link without changing anything, for the page behind `GET`.
+/// Checks a link without changing anything, for the page behind `GET`: `Confirmed`
+/// carries the titles of the newsletters that pressing the button would confirm.
 pub fn peek_confirmation(
     conn: &mut DbConnection,
     token: &str,
@@ -30,18 +31,23 @@ pub fn peek_confirmation(
         return Ok(ConfirmOutcome::Unknown);
     }
     let now = db::now();
-    Ok(
-        match confirmation_tokens::find(conn, &tokens::hash_token(token))? {
-            None => ConfirmOutcome::Unknown,
-            Some(t) if t.consumed_at.is_some() => ConfirmOutcome::AlreadyConfirmed(Vec::new()),
-            Some(t) if t.expires_at <= now => ConfirmOutcome::Expired,
-            Some(_) => ConfirmOutcome::Confirmed(Vec::new()),
-        },
-    )
+    let token_hash = tokens::hash_token(token);
+    Ok(match confirmation_tokens::find(conn, &token_hash)? {
+        None => ConfirmOutcome::Unknown,
+        Some(t) if t.consumed_at.is_some() => ConfirmOutcome::AlreadyConfirmed(Vec::new()),
+        Some(t) if t.expires_at <= now => ConfirmOutcome::Expired,
+        Some(t) => ConfirmOutcome::Confirmed(
+            subscribers::awaiting(conn, t.subscriber_id, &token_hash)?
+                .into_iter()
+                .map(|n| n.title)
+                .collect(),
+        ),
+    })
 }
 
-/// Confirms the subscriber's pending subscriptions and queues the welcome email.
-/// Idempotent: a used link answers "already confirmed" and changes nothing, so an old
+/// Confirms the pending subscriptions the link was sent for, and no others (a signup
+/// since, of other newsletters, asks with a link of its own), and queues the welcome
+/// email. Idempotent: a used link answers "already confirmed" and changes nothing, so an old
 /// link cannot re-subscribe someone who has since left.
 pub fn confirm(
     conn: &mut DbConnection,
@@ -67,7 +73,7 @@ pub fn confirm(
             return Ok(ConfirmOutcome::Unknown);
         };
         let subscriber_id = stored.subscriber_id;
-        let confirmed = subscribers::confirm_pending(conn, subscriber_id, now)?;
+        let confirmed = subscribers::confirm_awaiting(conn, subscriber_id, &token_hash, now)?;
         if !confirmed.is_empty() {
             queue_welcome(conn, policy, subscriber_id, &confirmed, now)?;
         }

@@ -483,11 +483,13 @@ pub fn import(
                             Some(s) => s.id,
                             None => {
                                 let key = row.email.key();
+                                let mailbox_key = row.email.mailbox_key();
                                 subscribers::insert_if_absent(
                                     conn,
                                     &NewSubscriber {
                                         email: row.email.as_str(),
                                         email_key: &key,
+                                        mailbox_key: &mailbox_key,
                                         name: row.name.as_ref().map(SubscriberName::as_str),
                                         signup_ip: None,
                                         created_at: now,

@@ -4,6 +4,8 @@
 mod confirm;
 pub mod csv;
 pub mod erase;
+mod group;
+mod rules;
 mod signup;
 mod signups;
 mod unsubscribe;

@@ -3,7 +3,8 @@
 //! Every signup is one short write, and each commit costs an fsync (and on SQLite, the one
 //! write lock). So one writer thread takes every signup waiting and commits them in one
 //! transaction (group commit): on SQLite, concurrent signups no longer queue on the lock;
-//! on PostgreSQL one commit and one connection check serve the whole group. Every answer
+//! on PostgreSQL one commit, one connection check and a handful of statements serve the
+//! whole group (`group`: read once, decide each signup in Rust, write once). Every answer
 //! is still sent only after its own signup has committed, and a signup that fails fails
 //! alone: its group is then redone one signup per transaction.
 
@@ -70,7 +71,7 @@ impl Signups {
         let Some(group) = &self.group else {
             let policy = self.policy.clone();
             return db::run_with(&self.pool, move |conn| {
-                db::write_transaction(conn, |conn| record_one(conn, &policy, &signup))
+                db::write_transaction(conn, |conn| signup::record(conn, &policy, &signup))
             })
             .await;
         };
@@ -81,15 +82,6 @@ impl Signups {
             .map_err(|_| writer_gone())?;
         answer.await.map_err(|_| writer_gone())?
     }
-}
-
-/// One signup, within the caller's transaction.
-fn record_one(
-    conn: &mut db::DbConnection,
-    policy: &Policy,
-    signup: &PreparedSignup,
-) -> Result<SignupOutcome, ServiceError> {
-    signup::record(conn, policy, signup)
 }
 
 fn writer_gone() -> ServiceError {
@@ -170,10 +162,8 @@ fn commit_group(
     // every page a signup touches into its sub-journal, so instead a group with any
     // failure is rolled back and each of its signups recorded alone.
     let together = db::write_transaction(&mut conn, |conn| {
-        group
-            .iter()
-            .map(|job| record_one(conn, policy, &job.signup))
-            .collect::<Result<Vec<_>, ServiceError>>()
+        let signups: Vec<&PreparedSignup> = group.iter().map(|job| &job.signup).collect();
+        super::group::record(conn, policy, &signups)
     });
     let error = match together {
         Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
@@ -189,6 +179,8 @@ fn commit_group(
     tracing::warn!(%error, signups = group.len(), "a group of signups failed; recording them one by one");
     group
         .iter()
-        .map(|job| db::write_transaction(&mut conn, |conn| record_one(conn, policy, &job.signup)))
+        .map(|job| {
+            db::write_transaction(&mut conn, |conn| signup::record(conn, policy, &job.signup))
+        })
         .collect()
 }

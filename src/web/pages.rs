@@ -64,6 +64,8 @@ pub struct CheckInboxPage;
 pub struct ConfirmPage {
     /// Confirmation token echoed into the hidden form field.
     pub token: String,
+    /// Titles of the newsletters the button confirms.
+    pub newsletters: Vec<String>,
 }
 
 /// Shown once a subscription is confirmed.

@@ -179,6 +179,8 @@ pub async fn spawn_app_with(mail: Mail, configure: impl FnOnce(&mut Settings)) -
 /// Another `serve` process's worth of app on the same database and mail server, as when
 /// several run behind a load balancer. Stops when dropped.
 pub struct ExtraServer {
+    /// Its base address, as `TestApp::address`.
+    pub address: String,
     handle: ServerHandle,
 }
 
@@ -190,14 +192,18 @@ impl Drop for ExtraServer {
 
 pub async fn spawn_app_on(app: &TestApp) -> ExtraServer {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener_address = listener.local_addr().unwrap();
     let mut settings = app.settings.clone();
-    settings.listen = listener.local_addr().unwrap();
+    settings.listen = listener_address;
     let extra = Application::build_with_listener(settings, listener)
         .await
         .expect("another app starts");
     let handle = extra.handle();
     tokio::spawn(extra.run());
-    ExtraServer { handle }
+    ExtraServer {
+        address: format!("http://{listener_address}"),
+        handle,
+    }
 }
 
 impl Drop for TestApp {

@@ -20,7 +20,9 @@ pub async fn confirm_page(req: HttpRequest, state: web::Data<AppState>) -> HttpR
     })
     .await
     {
-        Ok(ConfirmOutcome::Confirmed(_)) => responses::page(StatusCode::OK, &ConfirmPage { token }),
+        Ok(ConfirmOutcome::Confirmed(newsletters)) => {
+            responses::page(StatusCode::OK, &ConfirmPage { token, newsletters })
+        }
         Ok(outcome) => outcome_page(outcome),
         Err(error) => responses::service_failure(Format::Html, &error),
     }

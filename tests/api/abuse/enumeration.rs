@@ -173,6 +173,7 @@ async fn readers_in_state(
                     &NewSubscriber {
                         email,
                         email_key: email,
+                        mailbox_key: email,
                         name: None,
                         signup_ip: None,
                         created_at: then,

@@ -1,6 +1,7 @@
 //! Abuse and hostile input: subscription bombing, enumeration by answer or timing,
 //! header and SMTP injection, where links and tokens may (not) end up, bursts of logins,
-//! and server-side fetches to private addresses.
+//! server-side fetches to private addresses, the per-mailbox limits, and double opt-in
+//! that a stranger cannot widen.
 
 mod bombing;
 mod enumeration;
@@ -8,3 +9,5 @@ mod fetch;
 mod injection;
 mod links;
 mod login_burst;
+mod mailbox;
+mod optin;
