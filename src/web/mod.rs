@@ -8,6 +8,7 @@ pub mod cookie_header;
 pub mod form;
 pub mod middleware;
 pub mod pages;
+pub mod request_body;
 pub mod request_span;
 pub mod responses;
 pub mod routes;
@@ -136,9 +137,12 @@ async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
 
 /// Builds the HTTP server on an already bound listener.
 pub fn server(listener: TcpListener, state: AppState, workers: usize) -> std::io::Result<Server> {
+    let http = state.policy.settings.http;
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
+            // Innermost, so the 408 it may answer gets the security headers and is logged.
+            .wrap(from_fn(request_body::guard))
             .wrap(from_fn(middleware::security_headers))
             .wrap(from_fn(middleware::log_requests))
             .wrap(tracing_actix_web::TracingLogger::<request_span::RequestSpan>::new())
@@ -147,6 +151,11 @@ pub fn server(listener: TcpListener, state: AppState, workers: usize) -> std::io
             .default_service(web::to(not_found))
     })
     .workers(workers)
+    // The body's deadline is `request_body::guard`'s; these are the head's, closing's and
+    // how many connections the workers hold together.
+    .client_request_timeout(http.head_timeout)
+    .client_disconnect_timeout(http.disconnect_timeout)
+    .max_connections(http.max_connections_per_worker(workers))
     .shutdown_timeout(10)
     .listen(listener)?
     .run();
