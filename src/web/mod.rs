@@ -55,7 +55,13 @@ impl AppState {
     pub fn new(pool: Pool, policy: Policy, queue_signal: QueueSignal) -> Self {
         let signup_limiter = NonZeroU32::new(policy.settings.signup_rate_per_minute)
             .map(|per_minute| Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))));
-        let trusted_proxies = policy.settings.trusted_proxies.clone();
+        let trusted_proxies = policy
+            .settings
+            .trusted_proxies
+            .iter()
+            .copied()
+            .map(client_ip::canonical_net)
+            .collect();
         Self {
             signups: Signups::new(pool.clone(), policy.clone()),
             catalog: Arc::new(Catalog::new(pool.clone())),
