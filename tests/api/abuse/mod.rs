@@ -1,11 +1,13 @@
 //! Abuse and hostile input: subscription bombing, enumeration by answer or timing,
 //! header and SMTP injection, where links and tokens may (not) end up, bursts of logins,
-//! server-side fetches to private addresses, and request bodies too large or too slow.
+//! server-side fetches to private addresses, request bodies too large or too slow, and
+//! IPv4 clients seen through IPv6.
 
 mod bodies;
 mod bombing;
 mod enumeration;
 mod fetch;
 mod injection;
+mod ipv4_mapped;
 mod links;
 mod login_burst;
