@@ -69,14 +69,22 @@ pub fn chunked(body: &[u8], piece: usize) -> Vec<u8> {
     out
 }
 
-/// Writes the whole request, then reads the answer, as Python's urllib does.
-pub async fn write_whole_then_read(address: &str, request: &[u8]) -> Got {
+/// How long a client's body follows its head on the wire: a network's delay, during
+/// which a server that answers from the head alone has already closed.
+const HEAD_TO_BODY: Duration = Duration::from_millis(20);
+
+/// Writes the head, then the whole body, then reads the answer, as Python's urllib does.
+pub async fn write_whole_then_read(address: &str, head: &[u8], body: &[u8]) -> Got {
     let mut stream = match TcpStream::connect(address).await {
         Ok(stream) => stream,
         Err(e) => return Got::Reset(format!("connecting: {e}")),
     };
-    if let Err(e) = stream.write_all(request).await {
-        return Got::Reset(format!("writing: {e}"));
+    if let Err(e) = stream.write_all(head).await {
+        return Got::Reset(format!("writing the head: {e}"));
+    }
+    tokio::time::sleep(HEAD_TO_BODY).await;
+    if let Err(e) = stream.write_all(body).await {
+        return Got::Reset(format!("writing the body: {e}"));
     }
     read_answer(&mut stream, Duration::from_secs(30)).await
 }
