@@ -1,6 +1,6 @@
 //! Assembles the running service: pool, migrations, secret key, worker, web server.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +17,21 @@ use crate::observability::{self, Metrics};
 use crate::subscriptions::Policy;
 use crate::tokens::UnsubscribeSigner;
 use crate::web::{self, AppState};
+
+/// Connections that may wait to be accepted: actix-web's documented default. The standard
+/// library listens with 128, which a burst of clients past the connection cap overflows,
+/// and then each waits a second or more for its connection to be retried.
+const LISTEN_BACKLOG: i32 = 2048;
+
+/// Binds the web server's listener (as `TcpListener::bind` does, with a longer queue).
+pub fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
 
 /// Opens the pool, creating the SQLite file's directory if needed.
 pub fn open_pool(settings: &Settings) -> anyhow::Result<Pool> {
@@ -108,7 +123,7 @@ pub struct Application {
 impl Application {
     /// Migrates, binds the listener and starts the worker; call [`Application::run`] next.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.listen)
+        let listener = listen(settings.listen)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         Self::build_with_listener(settings, listener).await
     }

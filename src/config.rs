@@ -18,6 +18,8 @@ mod deliverability;
 pub use deliverability::{DkimKey, DkimSettings, MailStream, Senders};
 mod fetch;
 pub use fetch::FetchSettings;
+mod http;
+pub use http::HttpSettings;
 
 /// Prefix of every environment variable the program reads as a setting.
 pub const ENV_PREFIX: &str = "SPACEDIGEST_";
@@ -216,6 +218,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// `SPACEDIGEST_HTTP_WORKERS`: HTTP worker threads.
     pub http_workers: usize,
+    /// `SPACEDIGEST_HTTP_*`: deadlines for slow clients and the connection cap.
+    pub http: HttpSettings,
     /// `SPACEDIGEST_BASE_URL`, without a trailing slash.
     pub base_url: Url,
     /// `SPACEDIGEST_SMTP_URL`.
@@ -301,6 +305,16 @@ struct RawSettings {
     listen: String,
     #[serde(default)]
     http_workers: Option<usize>,
+    #[serde(default = "http::defaults::http_head_timeout_seconds")]
+    http_head_timeout_seconds: u64,
+    #[serde(default = "http::defaults::http_body_timeout_seconds")]
+    http_body_timeout_seconds: u64,
+    #[serde(default = "http::defaults::http_body_min_bytes_per_second")]
+    http_body_min_bytes_per_second: u64,
+    #[serde(default = "http::defaults::http_disconnect_timeout_seconds")]
+    http_disconnect_timeout_seconds: u64,
+    #[serde(default = "http::defaults::http_max_connections")]
+    http_max_connections: usize,
     #[serde(default = "defaults::base_url")]
     base_url: String,
     #[serde(default = "defaults::smtp_url")]
@@ -556,6 +570,14 @@ impl RawSettings {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
+        let http = http::RawHttp {
+            head_timeout_seconds: self.http_head_timeout_seconds,
+            body_timeout_seconds: self.http_body_timeout_seconds,
+            body_min_bytes_per_second: self.http_body_min_bytes_per_second,
+            disconnect_timeout_seconds: self.http_disconnect_timeout_seconds,
+            max_connections: self.http_max_connections,
+        }
+        .validate()?;
         let base_url = parse_base_url(&self.base_url)?;
         let smtp_url =
             SmtpUrl::parse(&self.smtp_url).map_err(|e| ConfigError::new("smtp_url", e))?;
@@ -659,6 +681,7 @@ impl RawSettings {
             sqlite_synchronous,
             listen,
             http_workers,
+            http,
             base_url,
             smtp_url,
             from,

@@ -35,7 +35,7 @@ use tracing::Instrument;
 use crate::config::{BounceSettings, DeliverySettings, MailStream};
 use crate::db::{self, Pool, StorageError, digests, outbound};
 use crate::digest::{Personaliser, PreparedIssue};
-use crate::mail::{Mailers, SendError, Sessions};
+use crate::mail::{Mailers, SendError, Sessions, redact};
 use crate::observability::{DeliveryTally, Metrics};
 use crate::subscriptions::Policy;
 use backoff::Retry;
@@ -578,11 +578,11 @@ async fn record(
         if !error.is_unavailable() {
             query_errors += 1;
             if query_errors >= RECORD_ATTEMPTS_ON_QUERY_ERROR {
-                tracing::error!(%error, "giving up recording delivery outcomes; the lease will bring these emails back");
+                tracing::error!(error = %redact::addresses(&error.to_string()), "giving up recording delivery outcomes; the lease will bring these emails back");
                 return;
             }
         }
-        tracing::warn!(%error, attempt, "cannot record delivery outcomes yet");
+        tracing::warn!(error = %redact::addresses(&error.to_string()), attempt, "cannot record delivery outcomes yet");
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(RECORD_RETRY_MAX);
     }
@@ -645,12 +645,12 @@ fn write_outcomes(
         match outcome {
             Outcome::Sent | Outcome::Released | Outcome::Skipped => {}
             Outcome::Failed { error } => {
-                tracing::warn!(email_id = email.id, kind = %email.kind, %error, "email failed permanently");
+                tracing::warn!(email_id = email.id, kind = %email.kind, error = %redact::addresses(error), "email failed permanently");
                 outbound::mark_failed(conn, email.id, now, error)?;
                 tally.failed(&email.kind);
             }
             Outcome::Refused { error } => {
-                tracing::warn!(email_id = email.id, kind = %email.kind, %error, "email refused permanently");
+                tracing::warn!(email_id = email.id, kind = %email.kind, error = %redact::addresses(error), "email refused permanently");
                 outbound::mark_failed(conn, email.id, now, error)?;
                 bounces.push(db::bounces::SmtpBounce {
                     email_id: email.id,
@@ -662,13 +662,13 @@ fn write_outcomes(
             Outcome::Retry { error } => {
                 match backoff::next_attempt(settings, email.attempts, email.created_at, now) {
                     Retry::At(at) => {
-                        tracing::info!(email_id = email.id, attempts = email.attempts, retry_at = %at, %error, "email will be retried");
+                        tracing::info!(email_id = email.id, attempts = email.attempts, retry_at = %at, error = %redact::addresses(error), "email will be retried");
                         outbound::schedule_retry(conn, email.claim(), at, error)?;
                         tally.retried(&email.kind);
                     }
                     Retry::GiveUp => {
                         let error = format!("gave up after {} attempts: {error}", email.attempts);
-                        tracing::warn!(email_id = email.id, %error, "email failed");
+                        tracing::warn!(email_id = email.id, error = %redact::addresses(&error), "email failed");
                         outbound::mark_failed(conn, email.id, now, &error)?;
                         tally.failed(&email.kind);
                         bounces.push(db::bounces::SmtpBounce {

@@ -2,6 +2,7 @@
 
 pub mod dkim;
 mod message;
+pub mod redact;
 mod rendered;
 pub mod templates;
 mod transport;

@@ -8,6 +8,7 @@ pub mod cookie_header;
 pub mod form;
 pub mod middleware;
 pub mod pages;
+pub mod request_body;
 pub mod request_span;
 pub mod responses;
 pub mod routes;
@@ -54,7 +55,13 @@ impl AppState {
     pub fn new(pool: Pool, policy: Policy, queue_signal: QueueSignal) -> Self {
         let signup_limiter = NonZeroU32::new(policy.settings.signup_rate_per_minute)
             .map(|per_minute| Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))));
-        let trusted_proxies = policy.settings.trusted_proxies.clone();
+        let trusted_proxies = policy
+            .settings
+            .trusted_proxies
+            .iter()
+            .copied()
+            .map(client_ip::canonical_net)
+            .collect();
         Self {
             signups: Signups::new(pool.clone(), policy.clone()),
             catalog: Arc::new(Catalog::new(pool.clone())),
@@ -136,9 +143,12 @@ async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
 
 /// Builds the HTTP server on an already bound listener.
 pub fn server(listener: TcpListener, state: AppState, workers: usize) -> std::io::Result<Server> {
+    let http = state.policy.settings.http;
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
+            // Innermost, so the 408 it may answer gets the security headers and is logged.
+            .wrap(from_fn(request_body::guard))
             .wrap(from_fn(middleware::security_headers))
             .wrap(from_fn(middleware::log_requests))
             .wrap(tracing_actix_web::TracingLogger::<request_span::RequestSpan>::new())
@@ -147,6 +157,11 @@ pub fn server(listener: TcpListener, state: AppState, workers: usize) -> std::io
             .default_service(web::to(not_found))
     })
     .workers(workers)
+    // The body's deadline is `request_body::guard`'s; these are the head's, closing's and
+    // how many connections the workers hold together.
+    .client_request_timeout(http.head_timeout)
+    .client_disconnect_timeout(http.disconnect_timeout)
+    .max_connections(http.max_connections_per_worker(workers))
     .shutdown_timeout(10)
     .listen(listener)?
     .run();

@@ -2,7 +2,7 @@
 //! file, or a fresh PostgreSQL database when `SPACEDIGEST_TEST_POSTGRES_URL` is set) and
 //! its own real SMTP server on 127.0.0.1.
 
-use std::net::TcpListener;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -139,6 +139,16 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(mail: Mail, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_listening_on("127.0.0.1:0".parse().unwrap(), mail, configure).await
+}
+
+/// Like [`spawn_app_with`], listening on `listen` (e.g. `[::]:0`, dual-stack); the test
+/// still reaches it, and its links point, at 127.0.0.1.
+pub async fn spawn_app_listening_on(
+    listen: SocketAddr,
+    mail: Mail,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let database = TestDatabase::create();
     let (smtp, smtp_port) = match mail {
         Mail::Server => {
@@ -148,7 +158,7 @@ pub async fn spawn_app_with(mail: Mail, configure: impl FnOnce(&mut Settings)) -
         }
         Mail::Port(port) => (None, port),
     };
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = spacedigest::app::listen(listen).unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut settings = test_settings(&database, smtp_port);
     settings.listen = listener.local_addr().unwrap();
@@ -191,7 +201,7 @@ impl Drop for ExtraServer {
 }
 
 pub async fn spawn_app_on(app: &TestApp) -> ExtraServer {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = spacedigest::app::listen("127.0.0.1:0".parse().unwrap()).unwrap();
     let listener_address = listener.local_addr().unwrap();
     let mut settings = app.settings.clone();
     settings.listen = listener_address;

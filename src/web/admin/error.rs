@@ -27,6 +27,9 @@ pub enum ConsoleError {
     /// The input cannot be used; the message says why.
     #[error("{0}")]
     BadInput(String),
+    /// The form or upload is larger than the console takes; the message says the limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// The request conflicts with the current state (e.g. resuming a finished send).
     #[error("{0}")]
     Conflict(String),
@@ -71,6 +74,7 @@ impl ResponseError for ConsoleError {
             Self::Csrf => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::BadInput(_) => StatusCode::BAD_REQUEST,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
@@ -93,6 +97,7 @@ impl ResponseError for ConsoleError {
             ),
             Self::NotFound(what) => ("Not found", what.clone()),
             Self::BadInput(why) => ("That did not work", why.clone()),
+            Self::TooLarge(why) => ("Too large", why.clone()),
             Self::Conflict(why) => ("That cannot be done now", why.clone()),
             Self::Busy(_) => (
                 "Too busy",

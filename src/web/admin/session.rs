@@ -6,6 +6,7 @@ use std::pin::Pin;
 
 use actix_multipart::Multipart;
 use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
 use actix_web::web::{self, Bytes};
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::StreamExt;
@@ -122,8 +123,8 @@ impl Console {
                 let chunk = chunk.map_err(|e| malformed(&upload, &e))?;
                 total += chunk.len();
                 if total > MAX_UPLOAD_BYTES {
-                    return Err(ConsoleError::BadInput(format!(
-                        "the upload is larger than {} MiB",
+                    return Err(ConsoleError::TooLarge(format!(
+                        "An upload may be at most {} MiB.",
                         MAX_UPLOAD_BYTES / (1024 * 1024)
                     )));
                 }
@@ -260,8 +261,13 @@ impl FromRequest for CsrfForm {
             // the server close the connection, which a client reusing it sees as an error.
             let (console, body) = futures_util::join!(console, body);
             let console = console?;
-            let body = body
-                .map_err(|e| ConsoleError::BadInput(format!("the form could not be read: {e}")))?;
+            let body = body.map_err(|e| match e.as_error::<PayloadError>() {
+                Some(PayloadError::Overflow) => ConsoleError::TooLarge(format!(
+                    "A console form may be at most {} KiB.",
+                    MAX_FORM_BYTES / 1024
+                )),
+                _ => ConsoleError::BadInput(format!("the form could not be read: {e}")),
+            })?;
             // A body we cannot read has no token we can trust: refuse it as forged.
             let pairs = if is_form {
                 crate::web::form::parse_pairs(&body).map_err(|_| ConsoleError::Csrf)?

@@ -1,10 +1,11 @@
 //! Where links and tokens may end up: every emailed link is built on
 //! `SPACEDIGEST_BASE_URL` whatever host a request names; a database dump holds no token
 //! that works (`links/dump.rs`); logs hold no token, password or reader's address
-//! (`links/logs.rs`).
+//! (`links/logs.rs`), not even inside a mail server's reply (`links/replies.rs`).
 
 mod dump;
 mod logs;
+mod replies;
 
 use crate::console::Browser;
 use crate::digest::add_confirmed_readers;

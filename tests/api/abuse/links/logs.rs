@@ -12,12 +12,16 @@ use super::{all_links, token_of};
 use crate::helpers::{Answer, TestDatabase, hidden_field, unique_email, urlencode};
 use crate::smtp_server::{ReceivedMessage, SmtpServer, free_port};
 
-const LOG_FILTER: &str = "trace";
-const OPERATOR: &str = "flight-director@spacedigest.test";
-const PASSWORD: &str = "kepler umbrella satellite 93";
+pub(super) const LOG_FILTER: &str = "trace";
+pub(super) const OPERATOR: &str = "flight-director@spacedigest.test";
+pub(super) const PASSWORD: &str = "kepler umbrella satellite 93";
 
 /// The binary with only the settings this test gives it.
-fn binary(database: &TestDatabase, smtp: &SmtpServer, base_url: &str) -> tokio::process::Command {
+pub(super) fn binary(
+    database: &TestDatabase,
+    smtp: &SmtpServer,
+    base_url: &str,
+) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_spacedigest"));
     command
         .current_dir(database.dir())
@@ -31,7 +35,7 @@ fn binary(database: &TestDatabase, smtp: &SmtpServer, base_url: &str) -> tokio::
 }
 
 /// Reads a child's pipe to the end in the background.
-fn collect(
+pub(super) fn collect(
     pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
 ) -> tokio::task::JoinHandle<String> {
     tokio::spawn(async move {
@@ -43,14 +47,14 @@ fn collect(
 }
 
 /// An HTTP client keeping cookies by hand, so the test knows every value it was given.
-struct Visitor {
-    client: reqwest::Client,
+pub(super) struct Visitor {
+    pub(super) client: reqwest::Client,
     base: String,
     cookies: Vec<(String, String)>,
 }
 
 impl Visitor {
-    fn new(base: &str) -> Self {
+    pub(super) fn new(base: &str) -> Self {
         Self {
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -95,12 +99,12 @@ impl Visitor {
         answer
     }
 
-    async fn get(&mut self, path: &str) -> Answer {
+    pub(super) async fn get(&mut self, path: &str) -> Answer {
         let request = self.client.get(self.url(path));
         self.send(request).await
     }
 
-    async fn post(&mut self, path: &str, body: String) -> Answer {
+    pub(super) async fn post(&mut self, path: &str, body: String) -> Answer {
         let request = self
             .client
             .post(self.url(path))
@@ -118,7 +122,7 @@ impl Visitor {
 }
 
 /// A log line without its terminal colours.
-fn strip_ansi(line: &str) -> String {
+pub(super) fn strip_ansi(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
