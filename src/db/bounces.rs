@@ -368,16 +368,6 @@ pub fn clear(
     })
 }
 
-/// Whether the subscriber is marked bounced.
-pub fn is_bounced(conn: &mut DbConnection, subscriber_id: i64) -> QueryResult<bool> {
-    let at: Option<Option<NaiveDateTime>> = subscribers::table
-        .find(subscriber_id)
-        .select(subscribers::bounced_at)
-        .first(conn)
-        .optional()?;
-    Ok(matches!(at, Some(Some(_))))
-}
-
 /// Of these queued emails, the ones addressed to a bounced subscriber: one indexed read,
 /// for the delivery gate.
 pub fn to_bounced(conn: &mut DbConnection, email_ids: &[i64]) -> QueryResult<Vec<i64>> {

@@ -360,24 +360,6 @@ pub fn mark_failed(
     Ok(())
 }
 
-/// How many emails of `kind` were queued for the subscriber since `since`, and the latest.
-pub fn recent_for_subscriber(
-    conn: &mut DbConnection,
-    subscriber_id: i64,
-    kind: EmailKind,
-    since: NaiveDateTime,
-) -> QueryResult<(i64, Option<NaiveDateTime>)> {
-    outbound_emails::table
-        .filter(outbound_emails::subscriber_id.eq(subscriber_id))
-        .filter(outbound_emails::kind.eq(kind.as_str()))
-        .filter(outbound_emails::created_at.gt(since))
-        .select((
-            diesel::dsl::count_star(),
-            diesel::dsl::max(outbound_emails::created_at),
-        ))
-        .first(conn)
-}
-
 /// One email's state, for operators and tests.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = outbound_emails)]
