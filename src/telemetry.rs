@@ -28,11 +28,6 @@ pub fn filter(filter: &str) -> EnvFilter {
     filter
 }
 
-/// Installs the global subscriber with `filter` (e.g. `info`) in text; a second call is a no-op.
-pub fn init(filter: &str) {
-    init_with(filter, LogFormat::Text);
-}
-
 /// Installs the global subscriber with `filter` in `format`; a second call is a no-op.
 pub fn init_with(filter: &str, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
