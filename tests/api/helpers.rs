@@ -350,6 +350,28 @@ impl TestApp {
         db::run(&self.pool, f).await.expect("a database query")
     }
 
+    /// Moves every queued confirmation email `minutes` into the past, as if that much time
+    /// had gone by for the per-mailbox limits.
+    pub async fn age_confirmations(&self, minutes: i64) {
+        use spacedigest::db::schema::outbound_emails;
+        self.db(move |conn| {
+            let rows: Vec<(i64, chrono::NaiveDateTime)> = outbound_emails::table
+                .filter(outbound_emails::kind.eq("confirmation"))
+                .select((outbound_emails::id, outbound_emails::created_at))
+                .load(conn)?;
+            for (id, created_at) in rows {
+                diesel::update(outbound_emails::table.find(id))
+                    .set(
+                        outbound_emails::created_at
+                            .eq(created_at - chrono::Duration::minutes(minutes)),
+                    )
+                    .execute(conn)?;
+            }
+            Ok(())
+        })
+        .await;
+    }
+
     /// Status of each subscription of `email`, as (newsletter slug, status).
     pub async fn subscription_statuses(&self, email: &str) -> Vec<(String, String)> {
         use spacedigest::db::schema::{newsletters, subscribers, subscriptions};

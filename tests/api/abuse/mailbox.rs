@@ -9,11 +9,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use chrono::NaiveDateTime;
-use diesel::prelude::*;
 use futures_util::StreamExt;
 use spacedigest::config::Settings;
-use spacedigest::db::schema::outbound_emails;
 
 use crate::helpers::{Mail, TestApp, spawn_app_on, spawn_app_with, urlencode};
 
@@ -53,25 +50,6 @@ async fn sign_up_at(app: &TestApp, base: &str, email: &str) -> u16 {
         .as_u16()
 }
 
-/// Moves every queued confirmation email `minutes` into the past.
-async fn let_time_pass(app: &TestApp, minutes: i64) {
-    app.db(move |conn| {
-        let rows: Vec<(i64, NaiveDateTime)> = outbound_emails::table
-            .filter(outbound_emails::kind.eq("confirmation"))
-            .select((outbound_emails::id, outbound_emails::created_at))
-            .load(conn)?;
-        for (id, created_at) in rows {
-            diesel::update(outbound_emails::table.find(id))
-                .set(
-                    outbound_emails::created_at.eq(created_at - chrono::Duration::minutes(minutes)),
-                )
-                .execute(conn)?;
-        }
-        Ok(())
-    })
-    .await;
-}
-
 /// Confirmation emails queued so far (the SMTP server sees them a moment later).
 async fn queued(app: &TestApp) -> usize {
     app.outbound()
@@ -98,7 +76,7 @@ async fn sixteen_spellings_of_one_mailbox_share_one_allowance() {
     let mut per_round = Vec::new();
     for round in 0..rounds {
         if round > 0 {
-            let_time_pass(&app, interval + 1).await;
+            app.age_confirmations(interval + 1).await;
         }
         let answers: Vec<u16> = futures_util::stream::iter(&spelled)
             .map(|email| sign_up_at(&app, &app.address, email))

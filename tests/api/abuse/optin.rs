@@ -7,10 +7,6 @@
 //! Time passes without waiting: the test moves the queued confirmation emails'
 //! `created_at` back, which is what the per-mailbox limits read.
 
-use chrono::NaiveDateTime;
-use diesel::prelude::*;
-use spacedigest::db::schema::outbound_emails;
-
 use crate::helpers::{TestApp, spawn_app, unique_email, urlencode};
 
 /// Signs `email` up for these newsletters (slugs), through the form.
@@ -21,25 +17,6 @@ async fn sign_up_for(app: &TestApp, email: &str, newsletters: &[&str]) {
     }
     let answer = app.post_subscriptions(&body).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
-}
-
-/// Moves every queued confirmation email `minutes` into the past.
-async fn let_time_pass(app: &TestApp, minutes: i64) {
-    app.db(move |conn| {
-        let rows: Vec<(i64, NaiveDateTime)> = outbound_emails::table
-            .filter(outbound_emails::kind.eq("confirmation"))
-            .select((outbound_emails::id, outbound_emails::created_at))
-            .load(conn)?;
-        for (id, created_at) in rows {
-            diesel::update(outbound_emails::table.find(id))
-                .set(
-                    outbound_emails::created_at.eq(created_at - chrono::Duration::minutes(minutes)),
-                )
-                .execute(conn)?;
-        }
-        Ok(())
-    })
-    .await;
 }
 
 /// The titles listed on the confirm page behind `link`.
@@ -80,7 +57,7 @@ async fn a_stranger_cannot_add_newsletters_to_a_readers_pending_confirmation() {
             .status,
         200
     );
-    let_time_pass(&app, 60).await;
+    app.age_confirmations(60).await;
 
     // Now they sign up for Space Daily; at once a stranger signs the same address up for
     // Mars Weekly and Moon Monthly, in another spelling of it too.
@@ -127,7 +104,7 @@ async fn asking_for_more_after_the_resend_interval_sends_a_link_for_the_new_set(
     let reader = unique_email();
     sign_up_for(&app, &reader, &["space-daily"]).await;
     let first = app.confirmation_link(&app.emails(1).await[0]);
-    let_time_pass(&app, 11).await;
+    app.age_confirmations(11).await;
 
     sign_up_for(&app, &reader, &["mars-weekly"]).await;
     let second = app.emails(2).await.remove(1);
