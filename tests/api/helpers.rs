@@ -252,10 +252,23 @@ impl Answer {
 
 impl TestApp {
     /// Stops the web server and its delivery worker, as SIGTERM would, and waits for both.
+    /// Stops the app: gracefully, and forcefully should a graceful stop not finish within
+    /// the server's own shutdown timeout and a margin (it says so on stderr: a graceful
+    /// stop that never finished was seen once in a full run and is not explained yet).
     pub async fn stop(&mut self) {
-        self.handle.stop(true).await;
+        if tokio::time::timeout(Duration::from_secs(20), self.handle.stop(true))
+            .await
+            .is_err()
+        {
+            eprintln!("the app's graceful stop did not finish in 20 s; stopping it forcefully");
+            self.handle.stop(false).await;
+        }
         if let Some(running) = self.running.take() {
-            running.await.expect("the app task").expect("a clean stop");
+            tokio::time::timeout(Duration::from_secs(30), running)
+                .await
+                .expect("the app stops within 30 s of its server")
+                .expect("the app task")
+                .expect("a clean stop");
         }
     }
 
