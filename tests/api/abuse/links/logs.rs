@@ -46,6 +46,43 @@ pub(super) fn collect(
     })
 }
 
+/// `serve` on `port` with its output collected, once it answers its health check.
+pub(super) async fn start_serve(
+    database: &TestDatabase,
+    smtp: &SmtpServer,
+    base: &str,
+    port: u16,
+) -> (
+    tokio::process::Child,
+    tokio::task::JoinHandle<String>,
+    tokio::task::JoinHandle<String>,
+) {
+    let mut serve = binary(database, smtp, base)
+        .arg("serve")
+        .env("SPACEDIGEST_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = collect(serve.stdout.take().unwrap());
+    let stderr = collect(serve.stderr.take().unwrap());
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while client
+        .get(format!("{base}/health_check"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "serve did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (serve, stdout, stderr)
+}
+
 /// An HTTP client keeping cookies by hand, so the test knows every value it was given.
 pub(super) struct Visitor {
     pub(super) client: reqwest::Client,
@@ -169,30 +206,8 @@ async fn no_token_password_session_id_or_address_reaches_the_logs() {
         String::from_utf8_lossy(&created.stderr).into(),
     ));
 
-    let mut serve = binary(&database, &smtp, &base)
-        .arg("serve")
-        .env("SPACEDIGEST_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = collect(serve.stdout.take().unwrap());
-    let stderr = collect(serve.stderr.take().unwrap());
+    let (mut serve, stdout, stderr) = start_serve(&database, &smtp, &base, port).await;
     let mut reader = Visitor::new(&base);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while reader
-        .client
-        .get(format!("{base}/health_check"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "serve did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     // The reader: signs up, confirms through the link, later leaves.
     let email = unique_email();

@@ -2,10 +2,9 @@
 //! unknown`): the real `serve` at trace logs the refusal with the address redacted, and
 //! the console still shows the operator the whole reply.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use super::logs::{LOG_FILTER, OPERATOR, PASSWORD, Visitor, binary, collect, strip_ansi};
+use super::logs::{LOG_FILTER, OPERATOR, PASSWORD, Visitor, binary, start_serve, strip_ansi};
 use crate::helpers::{TestDatabase, hidden_field, unique_email, urlencode};
 use crate::smtp_server::{Behaviour, SmtpServer, free_port};
 
@@ -34,30 +33,9 @@ async fn a_refusal_that_quotes_the_address_is_logged_without_it_and_shown_whole_
         "{}",
         String::from_utf8_lossy(&created.stderr)
     );
-    let mut serve = binary(&database, &smtp, &base)
-        .arg("serve")
-        .env("SPACEDIGEST_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = collect(serve.stdout.take().unwrap());
-    let stderr = collect(serve.stderr.take().unwrap());
+    let (mut serve, stdout, stderr) = start_serve(&database, &smtp, &base, port).await;
     let mut reader = Visitor::new(&base);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while reader
-        .client
-        .get(format!("{base}/health_check"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "serve did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     // The reader signs up; the server refuses the confirmation for good.
     let signup = reader
