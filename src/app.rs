@@ -35,7 +35,7 @@ pub fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Opens the pool, creating the SQLite file's directory if needed.
 pub fn open_pool(settings: &Settings) -> anyhow::Result<Pool> {
-    if let DatabaseUrl::Sqlite(path) = &settings.database_url {
+    if let DatabaseUrl::Sqlite(path) = &settings.database.url {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| {
                 format!("cannot create the database directory {}", dir.display())
@@ -55,7 +55,7 @@ pub async fn prepare_database(settings: &Settings) -> anyhow::Result<Pool> {
         .with_context(|| {
             format!(
                 "cannot prepare the database {}",
-                settings.database_url.redacted()
+                settings.database.url.redacted()
             )
         })?;
     for version in &applied {
@@ -66,7 +66,7 @@ pub async fn prepare_database(settings: &Settings) -> anyhow::Result<Pool> {
 
 /// The secret key: the setting, or the one kept in the database.
 pub async fn secret_key(settings: &Settings, pool: &Pool) -> anyhow::Result<String> {
-    match &settings.secret_key {
+    match &settings.server.secret_key {
         Some(key) => Ok(key.clone()),
         None => Ok(db::run(pool, db::secrets::secret_key).await?),
     }
@@ -123,8 +123,8 @@ pub struct Application {
 impl Application {
     /// Migrates, binds the listener and starts the worker; call [`Application::run`] next.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let listener = listen(settings.listen)
-            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let listener = listen(settings.server.listen)
+            .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
         Self::build_with_listener(settings, listener).await
     }
 
@@ -158,7 +158,7 @@ impl Application {
                 "feed poller",
                 tokio::spawn(crate::feeds::run_poller(
                     pool.clone(),
-                    settings.feed_poll_interval,
+                    settings.digest.feed_poll_interval,
                     settings.fetch.clone(),
                     shutdown.clone(),
                 )),
@@ -171,19 +171,19 @@ impl Application {
             .context("preparing the console's password check failed")?;
         if db::run(&pool, db::operators::count).await? == 0 {
             tracing::warn!(
-                console = %format!("{}/admin", settings.base_url.as_str().trim_end_matches('/')),
+                console = %format!("{}/admin", settings.server.base_url.as_str().trim_end_matches('/')),
                 "no operator account exists yet: create one with `spacedigest admin create you@example.com` to use the console"
             );
         }
         let state = AppState::new(pool, policy, signal);
-        let server = web::server(listener, state, settings.http_workers)?;
+        let server = web::server(listener, state, settings.server.http_workers)?;
         tracing::info!(
             port,
-            base_url = %settings.base_url,
-            database = %settings.database_url.redacted(),
-            mail = %settings.smtp_url_for(MailStream::Transactional).redacted(),
-            digest_mail = %settings.smtp_url_for(MailStream::Digest).redacted(),
-            dkim_selector = settings.dkim.as_ref().map_or("off", |d| d.selector.as_str()),
+            base_url = %settings.server.base_url,
+            database = %settings.database.url.redacted(),
+            mail = %settings.mail.smtp_url_for(MailStream::Transactional).redacted(),
+            digest_mail = %settings.mail.smtp_url_for(MailStream::Digest).redacted(),
+            dkim_selector = settings.mail.dkim.as_ref().map_or("off", |d| d.selector.as_str()),
             "spacedigest is serving"
         );
         Ok(Self {

@@ -156,7 +156,7 @@ async fn preview(
                     "reader@example.com",
                     Some("Preview Reader"),
                     &crate::mail::new_message_id(
-                        settings.from_for(crate::config::MailStream::Digest),
+                        settings.mail.from_for(crate::config::MailStream::Digest),
                     ),
                     &sample_unsubscribe,
                 )

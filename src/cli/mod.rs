@@ -94,7 +94,10 @@ impl Cli {
     /// Runs the command.
     pub async fn run(self) -> anyhow::Result<()> {
         let settings = Settings::load(self.config.as_deref())?;
-        crate::telemetry::init_with(&settings.log, settings.observability.log_format);
+        crate::telemetry::init_with(
+            &settings.observability.log,
+            settings.observability.log_format,
+        );
         match self.command {
             Command::Serve => Application::build(settings).await?.run().await,
             Command::Migrate => {
@@ -118,7 +121,7 @@ impl Cli {
             Command::Admin(command) => admin::run(&settings, command).await,
             Command::Subscribers(command) => subscribers::run(&settings, command).await,
             Command::Healthcheck { url } => {
-                let url = url.unwrap_or_else(|| healthcheck::local_url(settings.listen));
+                let url = url.unwrap_or_else(|| healthcheck::local_url(settings.server.listen));
                 healthcheck::run(&url).await
             }
             Command::Newsletter(NewsletterCommand::List) => {

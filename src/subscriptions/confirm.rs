@@ -111,6 +111,7 @@ fn queue_welcome(
     let unsubscribe_link = |scope| {
         policy
             .settings
+            .server
             .link(&format!("/unsubscribe?token={}", policy.signer.sign(scope)))
     };
     let newsletters: Vec<WelcomeNewsletter> = confirmed
@@ -136,11 +137,12 @@ fn queue_welcome(
         name: subscriber.name.clone(),
         newsletters,
         unsubscribe_all_url: unsubscribe_link(UnsubscribeScope::Subscriber(subscriber_id)),
-        home_url: policy.settings.link("/"),
+        home_url: policy.settings.server.link("/"),
     })?;
     let message_id = new_message_id(
         policy
             .settings
+            .mail
             .from_for(crate::config::MailStream::Transactional),
     );
     outbound::enqueue(

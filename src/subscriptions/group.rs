@@ -207,7 +207,12 @@ fn write(
         );
     }
     store::retire_tokens(conn, &retired)?;
-    store::insert_tokens(conn, &links, now, now + policy.settings.confirmation_ttl)?;
+    store::insert_tokens(
+        conn,
+        &links,
+        now,
+        now + policy.settings.signup.confirmation_ttl,
+    )?;
     store::await_confirmation(conn, &awaiting, now)?;
     store::update_details(conn, &details)?;
 

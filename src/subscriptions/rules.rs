@@ -80,9 +80,11 @@ impl Limits {
     /// The configured limits.
     pub fn of(settings: &Settings) -> Self {
         Self {
-            resend_interval: chrono::Duration::from_std(settings.confirmation_resend_interval)
-                .unwrap_or(chrono::Duration::MAX),
-            per_day: settings.confirmations_per_day,
+            resend_interval: chrono::Duration::from_std(
+                settings.signup.confirmation_resend_interval,
+            )
+            .unwrap_or(chrono::Duration::MAX),
+            per_day: settings.signup.confirmations_per_day,
         }
     }
 }

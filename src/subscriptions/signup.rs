@@ -54,6 +54,7 @@ pub fn prepare(policy: &Policy, request: SignupRequest) -> Result<PreparedSignup
         message_id: new_message_id(
             policy
                 .settings
+                .mail
                 .from_for(crate::config::MailStream::Transactional),
         ),
         request,
@@ -70,11 +71,12 @@ pub(super) fn confirmation_email(
     token: &str,
     newsletters: Vec<String>,
 ) -> Result<RenderedEmail, ServiceError> {
-    let ttl = policy.settings.confirmation_ttl;
+    let ttl = policy.settings.signup.confirmation_ttl;
     Ok(RenderedEmail::confirmation(&ConfirmationEmail {
         name: request.name.as_ref().map(|n| n.as_str().to_owned()),
         confirm_url: policy
             .settings
+            .server
             .link(&format!("/subscriptions/confirm?token={token}")),
         newsletters,
         expires_hours: i64::try_from(ttl.as_secs() / 3600).unwrap_or(i64::MAX),

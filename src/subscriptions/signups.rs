@@ -41,7 +41,7 @@ impl Signups {
     pub fn new(pool: Pool, policy: Policy) -> Self {
         // SQLite has one write lock; PostgreSQL can commit two groups at once, so while
         // one writer waits on the server the other fills its next group.
-        let writers = match policy.settings.database_url {
+        let writers = match policy.settings.database.url {
             DatabaseUrl::Sqlite(_) => 1,
             DatabaseUrl::Postgres(_) => 2,
         };

@@ -53,10 +53,11 @@ pub struct AppState {
 impl AppState {
     /// State for these settings.
     pub fn new(pool: Pool, policy: Policy, queue_signal: QueueSignal) -> Self {
-        let signup_limiter = NonZeroU32::new(policy.settings.signup_rate_per_minute)
+        let signup_limiter = NonZeroU32::new(policy.settings.signup.rate_per_minute)
             .map(|per_minute| Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))));
         let trusted_proxies = policy
             .settings
+            .server
             .trusted_proxies
             .iter()
             .copied()
@@ -143,7 +144,7 @@ async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
 
 /// Builds the HTTP server on an already bound listener.
 pub fn server(listener: TcpListener, state: AppState, workers: usize) -> std::io::Result<Server> {
-    let http = state.policy.settings.http;
+    let http = state.policy.settings.server.http;
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()

@@ -119,7 +119,14 @@ async fn page(
         newsletters: shared::options(&all, selected),
         url,
         error,
-        poll_minutes: console.state.policy.settings.feed_poll_interval.as_secs() / 60,
+        poll_minutes: console
+            .state
+            .policy
+            .settings
+            .digest
+            .feed_poll_interval
+            .as_secs()
+            / 60,
         failed_feed,
     })
 }

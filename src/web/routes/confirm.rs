@@ -41,7 +41,7 @@ pub async fn confirm(
         return unknown();
     };
     let policy = state.policy.clone();
-    let url = &state.policy.settings.database_url;
+    let url = &state.policy.settings.database.url;
     match crate::db::run_writing(&state.pool, url, move |conn| {
         subscriptions::confirm(conn, &policy, &token)
     })

@@ -42,7 +42,7 @@ pub async fn unsubscribe(
     } else {
         UnsubscribeHow::Button
     };
-    let url = &state.policy.settings.database_url;
+    let url = &state.policy.settings.database.url;
     match crate::db::run_writing(&state.pool, url, move |conn| {
         subscriptions::unsubscribe(conn, scope)
     })

@@ -71,7 +71,7 @@ pub async fn bounces(
     let count = reports.len();
     let applied = db::run_writing(
         &state.pool,
-        &state.policy.settings.database_url,
+        &state.policy.settings.database.url,
         move |conn| -> Result<_, StorageError> {
             Ok(bounces::apply_reports(conn, &rules, &reports, db::now())?)
         },

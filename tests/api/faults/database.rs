@@ -33,7 +33,7 @@ pub fn runs_on(wanted: Backend, test: &str) -> bool {
 pub async fn app_on_cluster(cluster: &PgCluster, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let url = cluster.create_database("spacedigest").await;
     spawn_app_with(Mail::Server, move |settings| {
-        settings.database_url = DatabaseUrl::Postgres(url);
+        settings.database.url = DatabaseUrl::Postgres(url);
         configure(settings);
     })
     .await

@@ -160,6 +160,7 @@ pub async fn preview(console: Console, req: HttpRequest) -> Result<HttpResponse,
         .state
         .policy
         .settings
+        .mail
         .from_for(crate::config::MailStream::Digest)
         .to_string();
     let body = preview.map(|p| PreviewBody {
