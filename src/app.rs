@@ -9,7 +9,7 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{DatabaseUrl, MailStream, Settings};
+use crate::config::{DatabaseUrl, MailStream, ObservabilitySettings, Settings};
 use crate::db::{self, Pool};
 use crate::delivery::{DeliveryWorker, QueueSignal};
 use crate::mail::Mailers;
@@ -75,34 +75,35 @@ pub async fn secret_key(settings: &Settings, pool: &Pool) -> anyhow::Result<Stri
 /// The policy of the reader's path for these settings.
 pub async fn policy(settings: &Settings, pool: &Pool) -> anyhow::Result<Policy> {
     let key = secret_key(settings, pool).await?;
-    Ok(Policy {
-        settings: settings.clone(),
-        signer: UnsubscribeSigner::new(&key),
-        metrics: Arc::new(Metrics::new()),
-    })
+    Ok(Policy::new(settings, UnsubscribeSigner::new(&key)))
 }
 
 /// Starts a delivery worker on the current runtime.
 pub fn spawn_worker(
-    policy: &Policy,
+    settings: &Settings,
+    signer: UnsubscribeSigner,
+    metrics: &Arc<Metrics>,
     pool: Pool,
     signal: QueueSignal,
     shutdown: CancellationToken,
 ) -> anyhow::Result<JoinHandle<()>> {
-    let mailers = Mailers::new(&policy.settings)?;
-    let worker = DeliveryWorker::new(pool, mailers, policy, signal)?;
+    let mailers = Mailers::new(settings)?;
+    let worker = DeliveryWorker::new(pool, mailers, settings, signer, Arc::clone(metrics), signal)?;
     Ok(tokio::spawn(worker.run(shutdown)))
 }
 
 /// Starts the separate metrics listener when `SPACEDIGEST_METRICS_LISTEN` asks for one.
-pub fn start_metrics_listener(policy: &Policy, pool: &Pool) -> anyhow::Result<Option<Server>> {
-    let Some(address) = policy.settings.observability.metrics_listen else {
+pub fn start_metrics_listener(
+    settings: &ObservabilitySettings,
+    metrics: &Arc<Metrics>,
+    pool: &Pool,
+) -> anyhow::Result<Option<Server>> {
+    let Some(address) = settings.metrics_listen else {
         return Ok(None);
     };
     let listener = observability::listener::bind(address)?;
     let bound = listener.local_addr()?;
-    let server =
-        observability::listener::server(listener, pool.clone(), Arc::clone(&policy.metrics))?;
+    let server = observability::listener::server(listener, pool.clone(), Arc::clone(metrics))?;
     tracing::info!(address = %bound, "metrics listener started");
     Ok(Some(server))
 }
@@ -136,14 +137,22 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let pool = prepare_database(&settings).await?;
         let policy = policy(&settings, &pool).await?;
+        let counters = Arc::new(Metrics::new());
         let port = listener.local_addr()?.port();
-        let metrics = start_metrics_listener(&policy, &pool)?;
+        let metrics = start_metrics_listener(&settings.observability, &counters, &pool)?;
         let signal = QueueSignal::default();
         let shutdown = CancellationToken::new();
         let background = vec![
             (
                 "delivery worker",
-                spawn_worker(&policy, pool.clone(), signal.clone(), shutdown.clone())?,
+                spawn_worker(
+                    &settings,
+                    policy.signer.clone(),
+                    &counters,
+                    pool.clone(),
+                    signal.clone(),
+                    shutdown.clone(),
+                )?,
             ),
             (
                 "scheduler",
@@ -175,7 +184,7 @@ impl Application {
                 "no operator account exists yet: create one with `spacedigest admin create you@example.com` to use the console"
             );
         }
-        let state = AppState::new(pool, policy, signal);
+        let state = AppState::new(pool, settings.clone(), policy, counters, signal);
         let server = web::server(listener, state, settings.server.http_workers)?;
         tracing::info!(
             port,

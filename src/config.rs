@@ -36,7 +36,7 @@ pub use mail::{MailSettings, SmtpUrl};
 mod observability;
 pub use observability::{LogFormat, ObservabilitySettings};
 mod server;
-pub use server::ServerSettings;
+pub use server::{ServerSettings, link};
 mod signup;
 pub use signup::SignupSettings;
 

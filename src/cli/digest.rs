@@ -1,5 +1,6 @@
 //! `digest preview|send|status`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -16,6 +17,7 @@ use crate::db::{self, Pool};
 use crate::delivery::QueueSignal;
 use crate::digest::{self, Personaliser, SendOutcome};
 use crate::domain::NewsletterSlug;
+use crate::observability::Metrics;
 
 /// `digest …`
 #[derive(Debug, Subcommand)]
@@ -173,7 +175,7 @@ async fn send(
     newsletter: Newsletter,
     date: NaiveDate,
 ) -> anyhow::Result<()> {
-    let policy = app::policy(settings, pool).await?;
+    let signer = app::policy(settings, pool).await?.signer;
     let for_send = newsletter.clone();
     let send_settings = settings.clone();
     let queueing = Instant::now();
@@ -211,7 +213,9 @@ async fn send(
 
     let shutdown = CancellationToken::new();
     let worker = app::spawn_worker(
-        &policy,
+        settings,
+        signer,
+        &Arc::new(Metrics::new()),
         pool.clone(),
         QueueSignal::default(),
         shutdown.clone(),

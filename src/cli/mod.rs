@@ -8,6 +8,7 @@ mod stories;
 mod subscribers;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -18,6 +19,7 @@ use crate::config::Settings;
 use crate::db::{self, newsletters};
 use crate::delivery::QueueSignal;
 use crate::domain::{NewsletterSlug, NewsletterTimeZone, NewsletterTitle, SendTime};
+use crate::observability::Metrics;
 
 /// Self-hosted newsletter signup with double opt-in and a daily digest mailer.
 #[derive(Debug, Parser)]
@@ -184,13 +186,22 @@ impl Cli {
 
 async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     let pool = app::prepare_database(&settings).await?;
-    let policy = app::policy(&settings, &pool).await?;
-    let metrics = app::start_metrics_listener(&policy, &pool)?.map(|server| {
-        let handle = server.handle();
-        (handle, tokio::spawn(server))
-    });
+    let signer = app::policy(&settings, &pool).await?.signer;
+    let counters = Arc::new(Metrics::new());
+    let metrics =
+        app::start_metrics_listener(&settings.observability, &counters, &pool)?.map(|server| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
     let shutdown = CancellationToken::new();
-    let worker = app::spawn_worker(&policy, pool, QueueSignal::default(), shutdown.clone())?;
+    let worker = app::spawn_worker(
+        &settings,
+        signer,
+        &counters,
+        pool,
+        QueueSignal::default(),
+        shutdown.clone(),
+    )?;
     wait_for_stop_signal().await;
     tracing::info!("stopping: finishing the batch in flight");
     shutdown.cancel();

@@ -30,9 +30,14 @@ pub struct ServerSettings {
 impl ServerSettings {
     /// `BASE_URL` joined with an absolute path such as `/subscriptions/confirm`.
     pub fn link(&self, path_and_query: &str) -> String {
-        let base = self.base_url.as_str().trim_end_matches('/');
-        format!("{base}{path_and_query}")
+        link(&self.base_url, path_and_query)
     }
+}
+
+/// `base` joined with an absolute path such as `/subscriptions/confirm`.
+pub fn link(base: &Url, path_and_query: &str) -> String {
+    let base = base.as_str().trim_end_matches('/');
+    format!("{base}{path_and_query}")
 }
 
 /// The server settings as written.

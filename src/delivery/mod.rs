@@ -32,12 +32,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::config::{BounceSettings, DeliverySettings, MailStream};
+use crate::config::{BounceSettings, DeliverySettings, MailStream, Settings};
 use crate::db::{self, Pool, StorageError, digests, outbound};
 use crate::digest::{Personaliser, PreparedIssue};
 use crate::mail::{Mailers, SendError, Sessions, redact};
 use crate::observability::{DeliveryTally, Metrics};
-use crate::subscriptions::Policy;
+use crate::tokens::UnsubscribeSigner;
 use backoff::Retry;
 use gate::Gated;
 use holds::Holds;
@@ -151,24 +151,25 @@ pub struct DeliveryWorker {
 
 impl DeliveryWorker {
     /// A worker on this pool and these relays; `Err` when the DKIM key cannot be used.
+    /// It takes its own sections (delivery, bounces) and what the digest's personaliser
+    /// needs to sign and link each copy.
     pub fn new(
         pool: Pool,
         mailers: Mailers,
-        policy: &Policy,
+        settings: &Settings,
+        signer: UnsubscribeSigner,
+        metrics: Arc<Metrics>,
         signal: QueueSignal,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             pool,
             mailers,
-            settings: policy.settings.delivery.clone(),
-            bounces: policy.settings.bounces.clone(),
-            personaliser: Arc::new(Personaliser::new(
-                policy.settings.clone(),
-                policy.signer.clone(),
-            )?),
-            limits: Arc::new(rate_limits(&policy.settings.delivery)),
+            settings: settings.delivery.clone(),
+            bounces: settings.bounces.clone(),
+            personaliser: Arc::new(Personaliser::new(settings.clone(), signer)?),
+            limits: Arc::new(rate_limits(&settings.delivery)),
             signal,
-            metrics: Arc::clone(&policy.metrics),
+            metrics,
         })
     }
 

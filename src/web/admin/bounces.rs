@@ -56,7 +56,7 @@ pub async fn panel(
     id: i64,
     format_time: fn(NaiveDateTime) -> String,
 ) -> Result<BouncePanel, ConsoleError> {
-    let rules = console.state.policy.settings.bounces.clone();
+    let rules = console.state.settings.bounces.clone();
     let window_days = rules.window.as_secs() / 86_400;
     let (standing, (events, events_total)) = db::run(console.pool(), move |conn| {
         let standing = bounces::standing(conn, &rules, id, db::now())?;

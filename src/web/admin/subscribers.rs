@@ -362,7 +362,6 @@ async fn unsubscribe(
     if done != "already-unsubscribed" {
         console
             .state
-            .policy
             .metrics
             .unsubscribe(crate::observability::UnsubscribeHow::Console);
     }

@@ -34,7 +34,7 @@ pub async fn bounces(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let Some(expected) = &state.policy.settings.bounces.webhook_token else {
+    let Some(expected) = &state.settings.bounces.webhook_token else {
         return responses::error(
             Format::Json,
             StatusCode::NOT_FOUND,
@@ -67,11 +67,11 @@ pub async fn bounces(
         Ok(reports) => reports,
         Err(problems) => return malformed(&problems),
     };
-    let rules = state.policy.settings.bounces.clone();
+    let rules = state.settings.bounces.clone();
     let count = reports.len();
     let applied = db::run_writing(
         &state.pool,
-        &state.policy.settings.database.url,
+        &state.settings.database.url,
         move |conn| -> Result<_, StorageError> {
             Ok(bounces::apply_reports(conn, &rules, &reports, db::now())?)
         },
