@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 
+use super::group;
 use super::signup::{self, PreparedSignup, SignupOutcome, SignupRequest};
 use super::{Policy, ServiceError};
 use crate::db::newsletters::Newsletter;
@@ -465,9 +466,9 @@ pub fn import(
                 match mode {
                     ImportMode::Confirm => {
                         let outcome = match prepared.get(&row.line) {
-                            Some(signup) => signup::record(conn, policy, signup)?,
+                            Some(signup) => group::record_one(conn, policy, signup)?,
                             // Unsubscribed or erased since the read before the lock.
-                            None => signup::record(conn, policy, &prepare(row)?)?,
+                            None => group::record_one(conn, policy, &prepare(row)?)?,
                         };
                         match outcome {
                             SignupOutcome::ConfirmationQueued => counts.imported += 1,
