@@ -11,9 +11,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{DatabaseUrl, MailStream, ObservabilitySettings, Settings};
 use crate::db::{self, Pool};
-use crate::delivery::{DeliveryWorker, QueueSignal};
+use crate::delivery::DeliveryWorker;
+use crate::housekeeping;
 use crate::mail::Mailers;
 use crate::observability::{self, Metrics};
+use crate::queue_signal::QueueSignal;
 use crate::subscriptions::Policy;
 use crate::tokens::UnsubscribeSigner;
 use crate::web::{self, AppState};
@@ -78,7 +80,8 @@ pub async fn policy(settings: &Settings, pool: &Pool) -> anyhow::Result<Policy> 
     Ok(Policy::new(settings, UnsubscribeSigner::new(&key)))
 }
 
-/// Starts a delivery worker on the current runtime.
+/// Starts a delivery worker on the current runtime, with the removal of expired
+/// confirmation tokens beside it; the handle ends once both have stopped.
 pub fn spawn_worker(
     settings: &Settings,
     signer: UnsubscribeSigner,
@@ -88,8 +91,11 @@ pub fn spawn_worker(
     shutdown: CancellationToken,
 ) -> anyhow::Result<JoinHandle<()>> {
     let mailers = Mailers::new(settings)?;
+    let cleanup = housekeeping::run_token_cleanup(pool.clone(), shutdown.clone());
     let worker = DeliveryWorker::new(pool, mailers, settings, signer, Arc::clone(metrics), signal)?;
-    Ok(tokio::spawn(worker.run(shutdown)))
+    Ok(tokio::spawn(async move {
+        tokio::join!(worker.run(shutdown), cleanup);
+    }))
 }
 
 /// Starts the separate metrics listener when `SPACEDIGEST_METRICS_LISTEN` asks for one.

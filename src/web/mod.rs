@@ -27,8 +27,8 @@ use ipnet::IpNet;
 
 use crate::config::Settings;
 use crate::db::Pool;
-use crate::delivery::QueueSignal;
 use crate::observability::Metrics;
+use crate::queue_signal::QueueSignal;
 use crate::subscriptions::{Policy, Signups};
 use catalog::Catalog;
 use responses::Format;

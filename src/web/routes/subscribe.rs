@@ -99,7 +99,7 @@ pub async fn subscribe(
     match state.signups.subscribe(request).await {
         Ok(outcome) => {
             tracing::info!(?outcome, "signup handled");
-            state.metrics.signup(&outcome);
+            state.metrics.signup(outcome.label());
             state.queue_signal.notify();
             accepted(format)
         }
