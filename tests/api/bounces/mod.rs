@@ -11,8 +11,8 @@ use diesel::prelude::*;
 use spacedigest::db::bounces::{self, Standing};
 use spacedigest::db::schema::{bounce_events, subscribers};
 
-use crate::digest::add_story;
-use crate::helpers::TestApp;
+use crate::support::add_story;
+use crate::support::app::TestApp;
 
 /// The first day the tests send; later days follow it.
 fn day(n: u32) -> NaiveDate {

@@ -7,9 +7,9 @@ use diesel::prelude::*;
 use spacedigest::db::schema::outbound_emails;
 
 use super::{day, digests_to, events, send_digest_on, standing, wait_until_settled};
-use crate::digest::add_confirmed_readers;
-use crate::helpers::{Mail, TestApp, spawn_app_with, urlencode};
-use crate::smtp_server::Behaviour;
+use crate::support::add_confirmed_readers;
+use crate::support::app::{Mail, TestApp, spawn_app_with, urlencode};
+use crate::support::smtp_server::Behaviour;
 
 const SETTLE: Duration = Duration::from_secs(60);
 

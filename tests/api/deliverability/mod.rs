@@ -11,9 +11,9 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use spacedigest::config::DkimSettings;
 
-use crate::digest::add_story;
-use crate::helpers::TestApp;
-use crate::smtp_server::{ReceivedMessage, SmtpServer};
+use crate::support::add_story;
+use crate::support::app::TestApp;
+use crate::support::smtp_server::{ReceivedMessage, SmtpServer};
 
 /// DKIM settings for a key file beside this module.
 pub fn dkim_with(file: &str, selector: &str, domain: Option<&str>) -> DkimSettings {

@@ -20,9 +20,9 @@ use spacedigest::db::schema::outbound_emails;
 use tokio::time::Instant;
 
 use super::smtp::{DAY, story_time};
-use crate::digest::{add_confirmed_readers, add_story};
-use crate::helpers::{TestApp, spawn_app};
-use crate::smtp_server::Behaviour;
+use crate::support::app::{TestApp, spawn_app};
+use crate::support::smtp_server::Behaviour;
+use crate::support::{add_confirmed_readers, add_story};
 
 const CONCURRENCY: usize = 8;
 const IN_FLIGHT: usize = 16;
@@ -120,7 +120,7 @@ async fn nothing_unrecorded_in_flight(
 
 #[tokio::test]
 async fn killing_the_sender_at_random_points_loses_nobody_and_repeats_only_what_was_in_flight() {
-    let (readers, kills) = if crate::figures::full() {
+    let (readers, kills) = if crate::support::figures::full() {
         (5000, 20)
     } else {
         (1000, 3)
@@ -143,7 +143,12 @@ async fn killing_the_sender_at_random_points_loses_nobody_and_repeats_only_what_
         .set_behaviour(Behaviour::SlowDataReply(Duration::from_millis(20)));
 
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(if crate::figures::full() { 600 } else { 120 });
+    let deadline = started
+        + Duration::from_secs(if crate::support::figures::full() {
+            600
+        } else {
+            120
+        });
     let mut landed: Vec<Kill> = Vec::new();
     let mut left_unrecorded: HashMap<i64, NaiveDateTime> = HashMap::new();
     let mut deferred = 0;
@@ -217,7 +222,7 @@ async fn killing_the_sender_at_random_points_loses_nobody_and_repeats_only_what_
         })
         .await;
     let stdout = String::from_utf8_lossy(&last.stdout).into_owned();
-    crate::figures::report(
+    crate::support::figures::report(
         "kill-sender",
         &format!(
             "seed {seed}: {readers} readers, {} SIGKILLs at delivered counts {:?} (landed at \
@@ -313,7 +318,7 @@ async fn while_outcomes_cannot_be_recorded_sending_stops_at_the_in_flight_limit(
     // cannot take the records, that must not grow past the limit.
     const READERS: usize = 300;
     const SMALL_IN_FLIGHT: usize = 8;
-    let app = crate::helpers::spawn_app_with(crate::helpers::Mail::Server, |settings| {
+    let app = crate::support::app::spawn_app_with(crate::support::app::Mail::Server, |settings| {
         settings.delivery.concurrency = 4;
         settings.delivery.in_flight = SMALL_IN_FLIGHT;
     })
@@ -345,7 +350,7 @@ async fn while_outcomes_cannot_be_recorded_sending_stops_at_the_in_flight_limit(
     drop(held);
     let records = super::smtp::wait_until_settled(&app, Duration::from_secs(60)).await;
     let unrecorded = delivered - sent_rows;
-    crate::figures::report(
+    crate::support::figures::report(
         "in-flight-while-recording-stalls",
         &format!(
             "{READERS} readers, in-flight {SMALL_IN_FLIGHT}, the queue's write lock held for 2 \

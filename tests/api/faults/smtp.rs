@@ -15,9 +15,9 @@ use spacedigest::delivery::backoff;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::digest::{add_confirmed_readers, add_story};
-use crate::helpers::{Mail, TestApp, spawn_app_with};
-use crate::smtp_server::{Behaviour, SmtpServer, free_port};
+use crate::support::app::{Mail, TestApp, spawn_app_with};
+use crate::support::smtp_server::{Behaviour, SmtpServer, free_port};
+use crate::support::{add_confirmed_readers, add_story};
 
 /// The day every fault test's issue is for.
 pub const DAY: &str = "2026-11-20";
@@ -285,7 +285,7 @@ async fn a_server_slow_within_the_timeout_never_gets_a_copy_twice() {
     let twice = copies.values().filter(|n| **n > 1).count();
     let attempts: i32 = records.iter().map(|r| r.attempts).sum();
     let rcpts = app.smtp().rcpt_attempts();
-    crate::figures::report(
+    crate::support::figures::report(
         "smtp-slow-within-timeout",
         &format!(
             "{EMAILS} digests through 1 session, replies {} ms (timeout 1 s, lease 2 s): lost \
@@ -356,7 +356,7 @@ async fn a_reader_deferred_across_many_issues_gets_every_one_of_them() {
         .filter(|r| r.status == "failed")
         .map(|r| r.last_error.clone().unwrap_or_default())
         .collect();
-    crate::figures::report(
+    crate::support::figures::report(
         "smtp-4xx-across-issues",
         &format!(
             "{ISSUES} issues (a worker keeps 64 prepared); the reader deferred with 451 until \
@@ -520,7 +520,7 @@ async fn exercise(fault: Fault) {
             .join("/")
     };
     let attempts_made: Vec<usize> = recipients.iter().map(|r| seen[r].len()).collect();
-    crate::figures::report(
+    crate::support::figures::report(
         &format!("smtp-{}", fault.name),
         &format!(
             "{} emails ({READERS} digests, 1 confirmation): lost {lost}, duplicates \

@@ -4,8 +4,8 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::helpers::{spawn_app, unique_email, urlencode};
-use crate::smtp_server::free_port;
+use crate::support::app::{spawn_app, unique_email, urlencode};
+use crate::support::smtp_server::free_port;
 
 use super::{list_unsubscribe, mail_to};
 

@@ -11,9 +11,9 @@ use spacedigest::db::schema::outbound_emails;
 use spacedigest::observability::{Metrics, listener};
 
 use super::{list_unsubscribe, mail_to, scrape, scrape_until};
-use crate::digest::{add_confirmed_readers, add_story};
-use crate::helpers::{Mail, TestApp, spawn_app, spawn_app_with, unique_email};
-use crate::smtp_server::{Behaviour, free_port};
+use crate::support::app::{Mail, TestApp, spawn_app, spawn_app_with, unique_email};
+use crate::support::smtp_server::{Behaviour, free_port};
+use crate::support::{add_confirmed_readers, add_story};
 
 const TOKEN: &str = "scrape-token-for-the-tests-0123456789";
 const DAY: (i32, u32, u32) = (2026, 11, 20);

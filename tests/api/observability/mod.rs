@@ -6,8 +6,8 @@ mod metrics;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::helpers::TestApp;
-use crate::smtp_server::ReceivedMessage;
+use crate::support::app::TestApp;
+use crate::support::smtp_server::ReceivedMessage;
 
 /// One scrape, parsed from the Prometheus/OpenMetrics text.
 pub struct Scrape {

@@ -6,7 +6,7 @@
 
 use std::io::Write;
 
-use crate::helpers::{Backend, backend};
+use crate::support::app::{Backend, backend};
 
 /// Names the file figures are appended to.
 pub const FIGURES_FILE_VAR: &str = "SPACEDIGEST_TEST_FIGURES_FILE";

@@ -64,7 +64,7 @@ impl PgCluster {
         let cluster = Self {
             bin,
             dir,
-            port: crate::smtp_server::free_port(),
+            port: crate::support::smtp_server::free_port(),
             as_postgres_user,
         };
         if as_postgres_user {

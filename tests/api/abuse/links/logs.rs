@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 use super::{all_links, token_of};
-use crate::helpers::{Answer, TestDatabase, hidden_field, unique_email, urlencode};
-use crate::smtp_server::{ReceivedMessage, SmtpServer, free_port};
+use crate::support::app::{Answer, TestDatabase, hidden_field, unique_email, urlencode};
+use crate::support::smtp_server::{ReceivedMessage, SmtpServer, free_port};
 
 pub(super) const LOG_FILTER: &str = "trace";
 pub(super) const OPERATOR: &str = "flight-director@spacedigest.test";
@@ -382,7 +382,7 @@ async fn no_token_password_session_id_or_address_reaches_the_logs() {
             }
         }
     }
-    crate::figures::report(
+    crate::support::figures::report(
         "tokens-in-logs",
         &format!(
             "{lines} log lines (serve and digest send, SPACEDIGEST_LOG={LOG_FILTER}) searched for \

@@ -12,7 +12,7 @@ use spacedigest::app::Application;
 use spacedigest::config::{DatabaseUrl, Settings, SmtpUrl};
 use spacedigest::db::{self, Pool};
 
-use crate::smtp_server::{ReceivedMessage, SmtpServer};
+use crate::support::smtp_server::{ReceivedMessage, SmtpServer};
 
 /// The variable naming the PostgreSQL server the suite may use.
 pub const POSTGRES_URL_VAR: &str = "SPACEDIGEST_TEST_POSTGRES_URL";
@@ -29,6 +29,23 @@ pub fn backend() -> Backend {
         Ok(url) if !url.trim().is_empty() => Backend::Postgres,
         _ => Backend::Sqlite,
     }
+}
+
+/// The second guard of a test for one backend only: such a test carries
+/// `#[cfg_attr(not(spacedigest_test_backend = "…"), ignore = "…")]` (`build.rs` sets the
+/// cfg from the same variable), so in the other backend's pass it reports as ignored. This
+/// fails it, with the reason, when it runs there anyway: under `--include-ignored`, or a
+/// test binary run by hand with another environment than it was built with.
+pub fn require_backend(wanted: Backend) {
+    let (only, how) = match wanted {
+        Backend::Postgres => ("PostgreSQL", "set"),
+        Backend::Sqlite => ("SQLite", "unset"),
+    };
+    assert_eq!(
+        backend(),
+        wanted,
+        "this test applies to {only} only: run it with {POSTGRES_URL_VAR} {how}"
+    );
 }
 
 /// A database of its own for one test, removed afterwards.
