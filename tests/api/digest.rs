@@ -6,9 +6,9 @@ use chrono::{NaiveDateTime, TimeZone};
 use diesel::prelude::*;
 use spacedigest::db::schema::{newsletters, outbound_emails, subscribers, subscriptions};
 
-use crate::support::app::{TestApp, spawn_app, unique_email};
+use crate::support::app::{TestApp, mail_to, spawn_app, unique_email};
 use crate::support::smtp_server::{Behaviour, ReceivedMessage};
-use crate::support::{add_confirmed_readers, add_story, cli, set_zone};
+use crate::support::{add_confirmed_readers, add_story, binary, cli, queue_issue, set_zone};
 
 const DAY: &str = "2026-11-20";
 
@@ -34,23 +34,11 @@ fn digests(messages: &[ReceivedMessage]) -> Vec<ReceivedMessage> {
 async fn confirmed_reader(app: &TestApp) -> String {
     let email = unique_email();
     app.sign_up(&email).await;
-    let confirmation = wait_for_mail_to(app, &email, 1).await.remove(0);
+    let confirmation = mail_to(app, &email, 1).await.remove(0);
     let link = app.confirmation_link(&confirmation);
     app.confirm_via(&link).await;
-    wait_for_mail_to(app, &email, 2).await;
+    mail_to(app, &email, 2).await;
     email
-}
-
-async fn wait_for_mail_to(app: &TestApp, email: &str, n: usize) -> Vec<ReceivedMessage> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let mails = app.smtp().messages_to(email);
-        if mails.len() >= n {
-            return mails;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no mail to {email}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]
@@ -395,14 +383,9 @@ async fn killing_the_sender_midway_loses_nobody_and_duplicates_stay_within_the_i
         ("SPACEDIGEST_DELIVERY_LEASE_SECONDS", "4"),
     ];
     let spawn = |app: &TestApp| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_spacedigest"));
+        let mut command = binary(app);
         command
             .args(["digest", "send", "--date", DAY])
-            .current_dir(app.database.dir())
-            .env_clear()
-            .env("SPACEDIGEST_DATABASE_URL", app.database.url_string())
-            .env("SPACEDIGEST_BASE_URL", &app.address)
-            .env("SPACEDIGEST_SMTP_URL", app.smtp().url())
             .env("SPACEDIGEST_LOG", "warn")
             .envs(env)
             .stdout(std::process::Stdio::null())
@@ -568,15 +551,8 @@ async fn a_reader_who_unsubscribes_mid_send_gets_nothing_further() {
     )
     .await;
     let readers = add_confirmed_readers(&app, "midsend", 5).await;
-    let settings = app.settings.clone();
-    let queued = app
-        .db(move |c| {
-            let newsletter =
-                spacedigest::db::newsletters::by_slugs(c, &["space-daily".into()])?.remove(0);
-            let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-            Ok(spacedigest::digest::send(c, &settings, &newsletter, date).unwrap())
-        })
-        .await;
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let queued = queue_issue(&app, date).await;
     assert!(matches!(
         queued,
         spacedigest::digest::SendOutcome::Queued { recipients: 5, .. }

@@ -36,14 +36,10 @@ impl Serve {
     async fn start(app: &TestApp) -> Self {
         let port = free_port();
         let address = format!("http://127.0.0.1:{port}");
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_spacedigest"))
+        let child = tokio::process::Command::from(crate::support::binary(app))
             .arg("serve")
-            .current_dir(app.database.dir())
-            .env_clear()
-            .env("SPACEDIGEST_DATABASE_URL", app.database.url_string())
             .env("SPACEDIGEST_LISTEN", format!("127.0.0.1:{port}"))
             .env("SPACEDIGEST_BASE_URL", &address)
-            .env("SPACEDIGEST_SMTP_URL", app.smtp().url())
             .env("SPACEDIGEST_TRUSTED_PROXIES", "127.0.0.1/32")
             .env("SPACEDIGEST_LOG", "error")
             .stdout(Stdio::null())

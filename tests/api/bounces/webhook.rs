@@ -225,7 +225,7 @@ async fn queued_mail_to_a_complainer_or_a_bounced_reader_is_skipped_not_sent() {
     .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     app.smtp().set_behaviour(Behaviour::Accept);
-    let records = super::wait_until_settled(&app, Duration::from_secs(30)).await;
+    let records = app.wait_until_settled(Duration::from_secs(30)).await;
     let status_of = |email: &str| -> Vec<String> {
         records
             .iter()

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use super::smtp::{DAY, story_time};
 use crate::support::app::{TestApp, spawn_app};
 use crate::support::smtp_server::Behaviour;
-use crate::support::{add_confirmed_readers, add_story};
+use crate::support::{add_confirmed_readers, add_story, binary};
 
 const CONCURRENCY: usize = 8;
 const IN_FLIGHT: usize = 16;
@@ -39,14 +39,9 @@ fn seed(default: u64) -> u64 {
 
 /// `digest send` as an operator runs it, against the app's database and mail server.
 fn digest_send(app: &TestApp) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_spacedigest"));
+    let mut command = binary(app);
     command
         .args(["digest", "send", "--date", DAY])
-        .current_dir(app.database.dir())
-        .env_clear()
-        .env("SPACEDIGEST_DATABASE_URL", app.database.url_string())
-        .env("SPACEDIGEST_BASE_URL", &app.address)
-        .env("SPACEDIGEST_SMTP_URL", app.smtp().url())
         .env("SPACEDIGEST_LOG", "warn")
         .env("SPACEDIGEST_SEND_CONCURRENCY", CONCURRENCY.to_string())
         .env("SPACEDIGEST_SEND_IN_FLIGHT", IN_FLIGHT.to_string())
@@ -348,7 +343,7 @@ async fn while_outcomes_cannot_be_recorded_sending_stops_at_the_in_flight_limit(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let still = app.smtp().message_count();
     drop(held);
-    let records = super::smtp::wait_until_settled(&app, Duration::from_secs(60)).await;
+    let records = app.wait_until_settled(Duration::from_secs(60)).await;
     let unrecorded = delivered - sent_rows;
     crate::support::figures::report(
         "in-flight-while-recording-stalls",

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::console::Browser;
 use crate::support::app::{TestApp, spawn_app, urlencode};
-use crate::support::{add_confirmed_readers, add_story, cli};
+use crate::support::{add_confirmed_readers, add_story, binary, cli};
 
 const READERS: usize = 20;
 /// The console's day; any day with stories will do.
@@ -175,14 +175,9 @@ async fn race_two_serve_processes() -> (Tally, usize) {
     app.stop().await;
     let readers = due_today_with_readers(&app).await;
     let spawn = || {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_spacedigest"))
+        tokio::process::Command::from(binary(&app))
             .arg("serve")
-            .current_dir(app.database.dir())
-            .env_clear()
-            .env("SPACEDIGEST_DATABASE_URL", app.database.url_string())
             .env("SPACEDIGEST_LISTEN", "127.0.0.1:0")
-            .env("SPACEDIGEST_BASE_URL", &app.address)
-            .env("SPACEDIGEST_SMTP_URL", app.smtp().url())
             .env(
                 "SPACEDIGEST_LOG",
                 "warn,spacedigest::app=info,spacedigest::digest=info",

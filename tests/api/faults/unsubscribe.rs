@@ -16,7 +16,7 @@ use spacedigest::db::schema::outbound_emails;
 use spacedigest::tokens::UnsubscribeScope;
 use tokio::time::Instant;
 
-use super::smtp::{queue_digest, story_time, wait_until_settled};
+use super::smtp::{queue_digest, story_time};
 use crate::support::app::{Mail, TestApp, spawn_app_with};
 use crate::support::smtp_server::Behaviour;
 use crate::support::{add_confirmed_readers, add_story};
@@ -123,7 +123,7 @@ async fn after_an_unsubscribe_answers_sends_to_that_reader_stay_within_the_in_fl
         }
     }
     app.smtp().set_behaviour(Behaviour::Accept);
-    let records = wait_until_settled(&app, Duration::from_secs(120)).await;
+    let records = app.wait_until_settled(Duration::from_secs(120)).await;
 
     let mut copies: HashMap<String, Vec<Instant>> = HashMap::new();
     for (at, message) in app.smtp().messages_with_arrival() {

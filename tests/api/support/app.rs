@@ -436,15 +436,27 @@ impl TestApp {
 
     /// Waits until every queued email has a final state.
     pub async fn wait_until_queue_settles(&self) -> Vec<spacedigest::db::outbound::EmailRecord> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        self.wait_until_settled(Duration::from_secs(15)).await
+    }
+
+    /// Waits, up to `within`, until no queued email is still pending; returns every row.
+    pub async fn wait_until_settled(
+        &self,
+        within: Duration,
+    ) -> Vec<spacedigest::db::outbound::EmailRecord> {
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             let records = self.outbound().await;
-            if records.iter().all(|r| r.status != "pending") {
+            let pending: Vec<_> = records.iter().filter(|r| r.status == "pending").collect();
+            if pending.is_empty() {
                 return records;
             }
+            // A large send's rows would drown the message: the first few pending ones.
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "the queue did not settle: {records:?}"
+                "the queue did not settle within {within:?}: {} still pending, first {:?}",
+                pending.len(),
+                &pending[..pending.len().min(5)]
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -467,6 +479,19 @@ impl TestApp {
             .map(|_| ())
         })
         .await;
+    }
+}
+
+/// Waits for `n` emails to `email`.
+pub async fn mail_to(app: &TestApp, email: &str, n: usize) -> Vec<ReceivedMessage> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let mails = app.smtp().messages_to(email);
+        if mails.len() >= n {
+            return mails;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no mail to {email}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -2,8 +2,6 @@
 //! the suite with `--show-output`) and, when `SPACEDIGEST_TEST_FIGURES_FILE` names a file,
 //! appended to it as one JSON line, from which `scripts/testing-figures` rebuilds the
 //! table in `TESTING.md`.
-#![allow(dead_code)]
-
 use std::io::Write;
 
 use crate::support::app::{Backend, backend};

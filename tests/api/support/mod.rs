@@ -10,5 +10,5 @@ pub mod pg_cluster;
 mod seed;
 pub mod smtp_server;
 
-pub use cli::cli;
-pub use seed::{add_confirmed_readers, add_story, set_zone};
+pub use cli::{binary, cli};
+pub use seed::{add_confirmed_readers, add_story, queue_issue, set_zone};

@@ -1,9 +1,11 @@
 //! Rows put straight into the database, for tests whose subject is what happens next:
-//! the newsletter's time zone, stories, confirmed readers (the signup path has its own tests).
+//! the newsletter's time zone, stories, confirmed readers (the signup path has its own
+//! tests), a queued issue.
 
-use chrono::NaiveDateTime;
+use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use spacedigest::db::schema::{newsletters, stories, subscribers, subscriptions};
+use spacedigest::digest::SendOutcome;
 
 use super::app::TestApp;
 
@@ -104,4 +106,16 @@ pub async fn add_confirmed_readers(app: &TestApp, prefix: &'static str, n: usize
     })
     .await;
     emails
+}
+
+/// Queues `day`'s issue of `space-daily` to every confirmed reader, as `digest send` does,
+/// for the app's own worker to deliver; what the fan-out did.
+pub async fn queue_issue(app: &TestApp, day: NaiveDate) -> SendOutcome {
+    let settings = app.settings.clone();
+    app.db(move |c| {
+        let newsletter =
+            spacedigest::db::newsletters::by_slugs(c, &["space-daily".into()])?.remove(0);
+        Ok(spacedigest::digest::send(c, &settings, &newsletter, day).expect("the issue is queued"))
+    })
+    .await
 }

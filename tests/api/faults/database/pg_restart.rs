@@ -12,7 +12,7 @@ use super::app_on_cluster;
 use crate::support::app::{Backend, TestApp, require_backend};
 use crate::support::pg_cluster::{PgCluster, StopMode};
 use crate::support::smtp_server::Behaviour;
-use crate::support::{add_confirmed_readers, add_story};
+use crate::support::{add_confirmed_readers, add_story, binary, queue_issue};
 
 const CONCURRENCY: usize = 8;
 const IN_FLIGHT: usize = 16;
@@ -195,15 +195,8 @@ async fn postgres_restarted_mid_send_recovers_by_itself_and_loses_nobody() {
 
 /// Creates the day's issue and fans it out; the app's own worker delivers it.
 async fn queue_the_digest(app: &TestApp) {
-    let settings = app.settings.clone();
-    let queued = app
-        .db(move |c| {
-            let newsletter =
-                spacedigest::db::newsletters::by_slugs(c, &["space-daily".into()])?.remove(0);
-            let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-            Ok(spacedigest::digest::send(c, &settings, &newsletter, date).unwrap())
-        })
-        .await;
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let queued = queue_issue(app, date).await;
     assert!(
         matches!(queued, spacedigest::digest::SendOutcome::Queued { .. }),
         "{queued:?}"
@@ -322,13 +315,9 @@ async fn digest_send_rides_out_postgres_stopped_mid_send() {
     };
     let concurrency = CONCURRENCY.to_string();
     let in_flight = IN_FLIGHT.to_string();
-    let command = tokio::process::Command::new(env!("CARGO_BIN_EXE_spacedigest"))
+    let command = tokio::process::Command::from(binary(&app))
         .args(["digest", "send", "--date", "2026-11-20"])
-        .current_dir(app.database.dir())
-        .env_clear()
         .env("SPACEDIGEST_DATABASE_URL", database_url)
-        .env("SPACEDIGEST_BASE_URL", &app.address)
-        .env("SPACEDIGEST_SMTP_URL", app.smtp().url())
         .env("SPACEDIGEST_SEND_CONCURRENCY", &concurrency)
         .env("SPACEDIGEST_SEND_IN_FLIGHT", &in_flight)
         .env("SPACEDIGEST_LOG", "error")
