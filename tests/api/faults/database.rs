@@ -11,7 +11,7 @@ use spacedigest::config::{DatabaseUrl, Settings};
 
 use std::time::Duration;
 
-use crate::support::app::{Mail, TestApp, spawn_app_with, unique_email};
+use crate::support::app::{Mail, TestApp, mail_to_within, spawn_app_with, unique_email};
 use crate::support::pg_cluster::PgCluster;
 use crate::support::smtp_server::ReceivedMessage;
 
@@ -169,15 +169,7 @@ impl ReadersWithLinks {
     }
 }
 
-/// Waits for `n` emails to `email`.
+/// Waits for `n` emails to `email`, longer than elsewhere: the database has just come back.
 pub async fn mail_to(app: &TestApp, email: &str, n: usize) -> Vec<ReceivedMessage> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let mails = app.smtp().messages_to(email);
-        if mails.len() >= n {
-            return mails;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no mail to {email}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    mail_to_within(app, email, n, Duration::from_secs(30)).await
 }

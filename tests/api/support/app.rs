@@ -484,14 +484,24 @@ impl TestApp {
 
 /// Waits for `n` emails to `email`.
 pub async fn mail_to(app: &TestApp, email: &str, n: usize) -> Vec<ReceivedMessage> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    mail_to_within(app, email, n, Duration::from_secs(15)).await
+}
+
+/// Waits, up to `within`, for `n` emails to `email`.
+pub async fn mail_to_within(
+    app: &TestApp,
+    email: &str,
+    n: usize,
+    within: Duration,
+) -> Vec<ReceivedMessage> {
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         let mails = app.smtp().messages_to(email);
         if mails.len() >= n {
             return mails;
         }
         assert!(tokio::time::Instant::now() < deadline, "no mail to {email}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
