@@ -48,17 +48,7 @@ impl Serve {
             .spawn()
             .expect("serve starts");
         let serve = Self { child, address };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while reqwest::get(format!("{}/health_check", serve.address))
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "serve never answered"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::support::wait_until_answering(&serve.address, Duration::from_secs(60)).await;
         serve
     }
 

@@ -43,19 +43,7 @@ async fn json_logs_carry_request_and_delivery_spans_and_no_tokens() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while client
-        .get(format!("{address}/health_check"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "serve never answered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::support::wait_until_answering(&address, Duration::from_secs(30)).await;
 
     // A reader's whole path, tokens in query strings and bodies included.
     let email = unique_email();

@@ -10,5 +10,5 @@ pub mod pg_cluster;
 mod seed;
 pub mod smtp_server;
 
-pub use cli::{binary, cli};
+pub use cli::{binary, cli, stop_with_sigterm, wait_until_answering};
 pub use seed::{add_confirmed_readers, add_story, queue_issue, set_zone};

@@ -87,17 +87,7 @@ async fn a_refusal_that_quotes_the_address_is_logged_without_it_and_shown_whole_
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
 
-    let pid = serve.id().expect("serve is running").to_string();
-    let killed = std::process::Command::new("sh")
-        .args(["-c", &format!("kill -TERM {pid}")])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(30), serve.wait())
-        .await
-        .expect("serve stops on SIGTERM")
-        .unwrap();
-    assert!(status.success(), "serve exited with {status}");
+    crate::support::stop_with_sigterm(&mut serve).await;
     let output = format!("{}\n{}", stdout.await.unwrap(), stderr.await.unwrap());
 
     let lower = email.to_lowercase();
