@@ -139,7 +139,7 @@ async fn race_in_one_process() -> Tally {
             tokio::spawn(spacedigest::digest::scheduler::run_scheduler(
                 app.pool.clone(),
                 app.settings.clone(),
-                spacedigest::delivery::QueueSignal::default(),
+                spacedigest::queue_signal::QueueSignal::default(),
                 stop.clone(),
             ))
         })
