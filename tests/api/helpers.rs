@@ -422,7 +422,7 @@ impl TestApp {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
             let records = self.outbound().await;
-            if records.iter().all(|r| r.status != "pending") {
+            if records.iter().all(|r| r.status.as_str() != "pending") {
                 return records;
             }
             assert!(

@@ -6,6 +6,7 @@ use chrono::{Duration, NaiveDate, NaiveDateTime};
 
 use super::{Console, ConsoleError, Layout, render};
 use crate::db::dashboard::{self, DayCount, Movement, PeopleCounts, QueueHealth};
+use crate::db::states::SubscriptionStatus;
 use crate::db::{self, digests, newsletters};
 
 /// Days the chart covers, today included.
@@ -85,15 +86,18 @@ async fn dashboard(console: Console) -> Result<HttpResponse, ConsoleError> {
         let newsletters = all
             .into_iter()
             .map(|n| {
-                let count = |status: &str| {
+                let count = |status: SubscriptionStatus| {
                     by_status
                         .iter()
                         .filter(|c| c.newsletter_id == n.id && c.status == status)
                         .map(|c| c.count)
                         .sum()
                 };
-                let (confirmed, pending, unsubscribed) =
-                    (count("confirmed"), count("pending"), count("unsubscribed"));
+                let (confirmed, pending, unsubscribed) = (
+                    count(SubscriptionStatus::Confirmed),
+                    count(SubscriptionStatus::Pending),
+                    count(SubscriptionStatus::Unsubscribed),
+                );
                 NewsletterRow {
                     total: confirmed + pending + unsubscribed,
                     confirmed,

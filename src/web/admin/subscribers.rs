@@ -11,7 +11,9 @@ use serde::Deserialize;
 
 use super::{Console, ConsoleError, CsrfForm, Layout, render, render_with, see_other};
 use crate::db::newsletters::Newsletter;
-use crate::db::subscribers::{self, Delivery, Status, Subscriber, Subscription};
+use crate::db::states::{EmailStatus, SubscriptionStatus};
+use crate::db::subscribers::{self, Delivery, Subscriber};
+use crate::db::subscriptions::{self, Subscription};
 use crate::db::{self, newsletters};
 use crate::subscriptions::ServiceError;
 use crate::subscriptions::csv::{self, BadRow, ImportCounts, ImportMode, MAX_IMPORT_ROWS};
@@ -47,12 +49,20 @@ fn format_time(at: NaiveDateTime) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-fn status_badge(status: &str) -> &'static str {
+fn subscription_badge(status: SubscriptionStatus) -> &'static str {
     match status {
-        "confirmed" | "sent" => "badge--ok",
-        "pending" | "paused" => "badge--warn",
-        "failed" => "badge--danger",
-        _ => "badge--muted",
+        SubscriptionStatus::Confirmed => "badge--ok",
+        SubscriptionStatus::Pending => "badge--warn",
+        SubscriptionStatus::Unsubscribed => "badge--muted",
+    }
+}
+
+fn delivery_badge(status: EmailStatus) -> &'static str {
+    match status {
+        EmailStatus::Sent => "badge--ok",
+        EmailStatus::Pending | EmailStatus::Paused => "badge--warn",
+        EmailStatus::Failed => "badge--danger",
+        EmailStatus::Skipped | EmailStatus::Cancelled => "badge--muted",
     }
 }
 
@@ -80,7 +90,7 @@ impl From<ServiceError> for ConsoleError {
 
 struct Badge {
     newsletter: String,
-    status: String,
+    status: &'static str,
     class: &'static str,
 }
 
@@ -144,7 +154,7 @@ async fn list(
         let (found, total) =
             subscribers::search(conn, fragment.as_deref(), (page - 1) * PAGE_SIZE, PAGE_SIZE)?;
         let ids: Vec<i64> = found.iter().map(|s| s.id).collect();
-        let subscriptions = subscribers::subscriptions_with_newsletters(conn, &ids)?;
+        let subscriptions = subscriptions::subscriptions_with_newsletters(conn, &ids)?;
         Ok((found, total, subscriptions))
     })
     .await?;
@@ -156,8 +166,8 @@ async fn list(
                 .filter(|(sub, _)| sub.subscriber_id == s.id)
                 .map(|(sub, n)| Badge {
                     newsletter: n.title.clone(),
-                    status: sub.status.clone(),
-                    class: status_badge(&sub.status),
+                    status: sub.status.as_str(),
+                    class: subscription_badge(sub.status),
                 })
                 .collect(),
             id: s.id,
@@ -192,7 +202,7 @@ async fn list(
 struct SubscriptionRow {
     slug: String,
     title: String,
-    status: String,
+    status: &'static str,
     class: &'static str,
     active: bool,
     created_at: String,
@@ -201,9 +211,9 @@ struct SubscriptionRow {
 }
 
 struct DeliveryRow {
-    kind: String,
+    kind: &'static str,
     subject: String,
-    status: String,
+    status: &'static str,
     class: &'static str,
     attempts: i32,
     created_at: String,
@@ -253,7 +263,7 @@ async fn load_subscriber(
         let Some(subscriber) = subscribers::find(conn, id)? else {
             return Ok(None);
         };
-        let subscriptions = subscribers::subscriptions_with_newsletters(conn, &[id])?;
+        let subscriptions = subscriptions::subscriptions_with_newsletters(conn, &[id])?;
         Ok(Some((subscriber, subscriptions)))
     })
     .await?;
@@ -277,12 +287,12 @@ async fn detail(
     let subscriptions: Vec<SubscriptionRow> = subscriptions
         .into_iter()
         .map(|(s, n)| SubscriptionRow {
-            active: s.status() != Status::Unsubscribed,
-            class: status_badge(&s.status),
+            active: s.status != SubscriptionStatus::Unsubscribed,
+            class: subscription_badge(s.status),
             created_at: format_time(s.created_at),
             confirmed_at: s.confirmed_at.map(format_time),
             unsubscribed_at: s.unsubscribed_at.map(format_time),
-            status: s.status,
+            status: s.status.as_str(),
             slug: n.slug,
             title: n.title,
         })
@@ -290,12 +300,12 @@ async fn detail(
     let deliveries = deliveries
         .into_iter()
         .map(|d: Delivery| DeliveryRow {
-            class: status_badge(&d.status),
+            class: delivery_badge(d.status),
             created_at: format_time(d.created_at),
             finished_at: d.finished_at.map(format_time),
-            kind: d.kind,
+            kind: d.kind.as_str(),
             subject: d.subject,
-            status: d.status,
+            status: d.status.as_str(),
             attempts: d.attempts,
             last_error: d.last_error,
         })
@@ -332,7 +342,7 @@ async fn unsubscribe(
     let now = db::now();
     let done = if which == "all" {
         let changed = db::run(console.pool(), move |conn| {
-            subscribers::unsubscribe_all(conn, id, now)
+            subscriptions::unsubscribe_all(conn, id, now)
         })
         .await?;
         if changed > 0 {
@@ -350,7 +360,7 @@ async fn unsubscribe(
         };
         let subscription_id = subscription.id;
         let changed = db::run(console.pool(), move |conn| {
-            subscribers::unsubscribe_one(conn, subscription_id, now)
+            subscriptions::unsubscribe_one(conn, subscription_id, now)
         })
         .await?;
         if changed {

@@ -60,10 +60,13 @@ pub async fn wait_until_settled(app: &TestApp, within: Duration) -> Vec<EmailRec
     let deadline = Instant::now() + within;
     loop {
         let records = app.outbound().await;
-        if records.iter().all(|r| r.status != "pending") {
+        if records.iter().all(|r| r.status.as_str() != "pending") {
             return records;
         }
-        let pending = records.iter().filter(|r| r.status == "pending").count();
+        let pending = records
+            .iter()
+            .filter(|r| r.status.as_str() == "pending")
+            .count();
         assert!(
             Instant::now() < deadline,
             "the queue did not settle within {within:?}: {pending} still pending"
@@ -299,7 +302,10 @@ async fn a_server_slow_within_the_timeout_never_gets_a_copy_twice() {
         twice, 0,
         "a copy was sent again while the first was still due: {copies:?}"
     );
-    assert!(records.iter().all(|r| r.status == "sent"), "{records:?}");
+    assert!(
+        records.iter().all(|r| r.status.as_str() == "sent"),
+        "{records:?}"
+    );
 }
 
 #[tokio::test]
@@ -353,7 +359,7 @@ async fn a_reader_deferred_across_many_issues_gets_every_one_of_them() {
     let got = |reader: &str| app.smtp().messages_to(reader).len();
     let failed: Vec<String> = records
         .iter()
-        .filter(|r| r.status == "failed")
+        .filter(|r| r.status.as_str() == "failed")
         .map(|r| r.last_error.clone().unwrap_or_default())
         .collect();
     crate::figures::report(
@@ -481,7 +487,7 @@ async fn exercise(fault: Fault) {
     let failed_with = |recipient: &str| {
         records
             .iter()
-            .find(|r| r.recipient_email == recipient && r.status == "failed")
+            .find(|r| r.recipient_email == recipient && r.status.as_str() == "failed")
             .and_then(|r| r.last_error.clone())
     };
     let lost = recipients
