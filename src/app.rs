@@ -11,9 +11,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{DatabaseUrl, MailStream, Settings};
 use crate::db::{self, Pool};
-use crate::delivery::{DeliveryWorker, QueueSignal};
+use crate::delivery::DeliveryWorker;
+use crate::housekeeping;
 use crate::mail::Mailers;
 use crate::observability::{self, Metrics};
+use crate::queue_signal::QueueSignal;
 use crate::subscriptions::Policy;
 use crate::tokens::UnsubscribeSigner;
 use crate::web::{self, AppState};
@@ -82,7 +84,8 @@ pub async fn policy(settings: &Settings, pool: &Pool) -> anyhow::Result<Policy> 
     })
 }
 
-/// Starts a delivery worker on the current runtime.
+/// Starts a delivery worker on the current runtime, with the removal of expired
+/// confirmation tokens beside it; the handle ends once both have stopped.
 pub fn spawn_worker(
     policy: &Policy,
     pool: Pool,
@@ -90,8 +93,11 @@ pub fn spawn_worker(
     shutdown: CancellationToken,
 ) -> anyhow::Result<JoinHandle<()>> {
     let mailers = Mailers::new(&policy.settings)?;
+    let cleanup = housekeeping::run_token_cleanup(pool.clone(), shutdown.clone());
     let worker = DeliveryWorker::new(pool, mailers, policy, signal)?;
-    Ok(tokio::spawn(worker.run(shutdown)))
+    Ok(tokio::spawn(async move {
+        tokio::join!(worker.run(shutdown), cleanup);
+    }))
 }
 
 /// Starts the separate metrics listener when `SPACEDIGEST_METRICS_LISTEN` asks for one.

@@ -13,9 +13,9 @@ use crate::config::Settings;
 use crate::db::digests::{self, IssueBody, IssueCounts, SendState};
 use crate::db::newsletters::{self, Newsletter};
 use crate::db::{self, Pool};
-use crate::delivery::QueueSignal;
 use crate::digest::{self, Personaliser, SendOutcome};
 use crate::domain::NewsletterSlug;
+use crate::queue_signal::QueueSignal;
 
 /// `digest …`
 #[derive(Debug, Subcommand)]

@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{self, Application};
 use crate::config::Settings;
 use crate::db::{self, newsletters};
-use crate::delivery::QueueSignal;
 use crate::domain::{NewsletterSlug, NewsletterTimeZone, NewsletterTitle, SendTime};
+use crate::queue_signal::QueueSignal;
 
 /// Self-hosted newsletter signup with double opt-in and a daily digest mailer.
 #[derive(Debug, Parser)]

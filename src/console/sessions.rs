@@ -23,20 +23,13 @@ pub fn new_token() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes())
 }
 
-/// A session that was just started: the cookie value goes to the browser once.
-pub struct NewSession {
-    /// The session id for the cookie; not stored.
-    pub cookie_value: String,
-    /// The stored row.
-    pub session: Session,
-}
-
-/// Starts a session for `operator_id` (a fresh id: logging in never reuses one).
+/// Starts a session for `operator_id` (a fresh id: logging in never reuses one). Returns
+/// the session id for the cookie: it goes to the browser once and is not stored.
 pub fn start(
     conn: &mut DbConnection,
     operator_id: i64,
     ip: Option<String>,
-) -> diesel::QueryResult<NewSession> {
+) -> diesel::QueryResult<String> {
     let cookie_value = new_token();
     let now = now();
     let session = Session {
@@ -47,10 +40,7 @@ pub fn start(
         ip,
     };
     operators::insert_session(conn, &session)?;
-    Ok(NewSession {
-        cookie_value,
-        session,
-    })
+    Ok(cookie_value)
 }
 
 /// The lifetime limits of sessions.

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::{Finished, Job, Outcome};
+use super::job::{Finished, Job, Outcome};
 use crate::config::DeliverySettings;
 use crate::db::{self, Pool, outbound};
 

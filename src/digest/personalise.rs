@@ -100,10 +100,19 @@ impl Personaliser {
         let (Some(issue_id), Some(subscription_id)) = (email.issue_id, email.subscription_id)
         else {
             let stream = MailStream::of_kind(email.kind);
+            let envelope = Envelope {
+                from: self.settings.from_for(stream),
+                recipient_email: &email.recipient_email,
+                recipient_name: email.recipient_name.as_deref(),
+                subject: &email.subject,
+                message_id: &email.message_id,
+                list_id: None,
+                list_unsubscribe: email.list_unsubscribe.as_deref(),
+            };
             return build_message(
-                self.settings.from_for(stream),
-                email,
-                None,
+                &envelope,
+                &email.body_text,
+                &email.body_html,
                 self.dkim_for(stream),
             );
         };

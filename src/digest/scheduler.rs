@@ -13,8 +13,8 @@ use super::{SendOutcome, send, zone};
 use crate::config::Settings;
 use crate::db::newsletters::{self, Newsletter};
 use crate::db::{self, Pool};
-use crate::delivery::QueueSignal;
 use crate::domain::SendTime;
+use crate::queue_signal::QueueSignal;
 
 const TICK: Duration = Duration::from_secs(30);
 

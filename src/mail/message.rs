@@ -1,4 +1,4 @@
-//! Builds the MIME message for a queued email.
+//! Builds the MIME message of one email from its envelope and bodies.
 
 use std::str::FromStr;
 
@@ -10,8 +10,6 @@ use lettre::message::{Body, Mailbox, MessageBuilder, MultiPart};
 
 use super::dkim::DkimSigner;
 use super::transport::Outgoing;
-
-use crate::db::outbound::QueuedEmail;
 
 /// `List-Unsubscribe` (RFC 2369) with the one-click URL.
 #[derive(Debug, Clone)]
@@ -195,14 +193,14 @@ impl Envelope<'_> {
     }
 }
 
-/// The `multipart/alternative` message for a queued email, signed when `dkim` is given.
+/// The `multipart/alternative` message of `text` and `html`, signed when `dkim` is given.
 pub fn build_message(
-    from: &Mailbox,
-    email: &QueuedEmail,
-    list_id: Option<&str>,
+    envelope: &Envelope<'_>,
+    text: &str,
+    html: &str,
     dkim: Option<&DkimSigner>,
 ) -> Result<Outgoing, String> {
-    let parts = MultiPart::alternative_plain_html(email.body_text.clone(), email.body_html.clone());
+    let parts = MultiPart::alternative_plain_html(text.to_owned(), html.to_owned());
     // The parts' `Content-Type` becomes the message's own header rather than the start of
     // lettre's body, so that DKIM can sign it as it does a digest's.
     let content_type = parts
@@ -212,23 +210,15 @@ pub fn build_message(
     let formatted = parts.formatted();
     let body_at = memchr::memmem::find(&formatted, b"\r\n\r\n")
         .ok_or("cannot build the message: the parts have no body")?;
-    let mut message = Envelope {
-        from,
-        recipient_email: &email.recipient_email,
-        recipient_name: email.recipient_name.as_deref(),
-        subject: &email.subject,
-        message_id: &email.message_id,
-        list_id,
-        list_unsubscribe: email.list_unsubscribe.as_deref(),
-    }
-    .builder()?
-    .header(header::MIME_VERSION_1_0)
-    .header(content_type)
-    .body(Body::dangerous_pre_encoded(
-        formatted[body_at + 4..].to_vec(),
-        ContentTransferEncoding::SevenBit,
-    ))
-    .map_err(|e| format!("cannot build the message: {e}"))?;
+    let mut message = envelope
+        .builder()?
+        .header(header::MIME_VERSION_1_0)
+        .header(content_type)
+        .body(Body::dangerous_pre_encoded(
+            formatted[body_at + 4..].to_vec(),
+            ContentTransferEncoding::SevenBit,
+        ))
+        .map_err(|e| format!("cannot build the message: {e}"))?;
     // `body` declares the encoding, which a multipart message need not: without it the
     // bytes are exactly what lettre's own multipart message would have been.
     message.headers_mut().remove::<ContentTransferEncoding>();

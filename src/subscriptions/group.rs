@@ -56,6 +56,16 @@ impl<'a> Address<'a> {
     }
 }
 
+/// Records one prepared signup; the caller provides the transaction.
+pub fn record_one(
+    conn: &mut DbConnection,
+    policy: &Policy,
+    prepared: &PreparedSignup,
+) -> Result<SignupOutcome, ServiceError> {
+    let mut outcomes = record(conn, policy, &[prepared])?;
+    Ok(outcomes.pop().unwrap_or(SignupOutcome::Throttled))
+}
+
 /// Records these signups in the caller's transaction; their outcomes, in order.
 pub fn record(
     conn: &mut DbConnection,

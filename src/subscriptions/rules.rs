@@ -23,6 +23,18 @@ pub enum SignupOutcome {
     Bounced,
 }
 
+impl SignupOutcome {
+    /// The `outcome` label of the signups counter.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::ConfirmationQueued => "confirmation_queued",
+            Self::AlreadySubscribed => "already_subscribed",
+            Self::Throttled => "throttled",
+            Self::Bounced => "bounced",
+        }
+    }
+}
+
 /// What is stored about one address when a signup of it is decided.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Standing {

@@ -1,7 +1,7 @@
-//! `POST /subscriptions`: record the signup and queue the confirmation email.
+//! A signup before it is recorded: the valid request, and the work done before the
+//! transaction (its token and its confirmation email). [`super::group`] records it.
 
 use super::{Policy, ServiceError};
-use crate::db::DbConnection;
 use crate::db::newsletters::Newsletter;
 use crate::domain::{SubscriberEmail, SubscriberName};
 use crate::mail::templates::ConfirmationEmail;
@@ -79,14 +79,4 @@ pub(super) fn confirmation_email(
         newsletters,
         expires_hours: i64::try_from(ttl.as_secs() / 3600).unwrap_or(i64::MAX),
     })?)
-}
-
-/// Records one prepared signup; the caller provides the transaction.
-pub fn record(
-    conn: &mut DbConnection,
-    policy: &Policy,
-    prepared: &PreparedSignup,
-) -> Result<SignupOutcome, ServiceError> {
-    let mut outcomes = super::group::record(conn, policy, &[prepared])?;
-    Ok(outcomes.pop().unwrap_or(SignupOutcome::Throttled))
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::group;
 use super::signup::{self, PreparedSignup, SignupOutcome, SignupRequest};
 use super::{Policy, ServiceError};
 use crate::config::DatabaseUrl;
@@ -71,7 +72,7 @@ impl Signups {
         let Some(group) = &self.group else {
             let policy = self.policy.clone();
             return db::run_with(&self.pool, move |conn| {
-                db::write_transaction(conn, |conn| signup::record(conn, &policy, &signup))
+                db::write_transaction(conn, |conn| group::record_one(conn, &policy, &signup))
             })
             .await;
         };
@@ -163,7 +164,7 @@ fn commit_group(
     // failure is rolled back and each of its signups recorded alone.
     let together = db::write_transaction(&mut conn, |conn| {
         let signups: Vec<&PreparedSignup> = group.iter().map(|job| &job.signup).collect();
-        super::group::record(conn, policy, &signups)
+        group::record(conn, policy, &signups)
     });
     let error = match together {
         Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
@@ -180,7 +181,9 @@ fn commit_group(
     group
         .iter()
         .map(|job| {
-            db::write_transaction(&mut conn, |conn| signup::record(conn, policy, &job.signup))
+            db::write_transaction(&mut conn, |conn| {
+                group::record_one(conn, policy, &job.signup)
+            })
         })
         .collect()
 }

@@ -26,7 +26,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 
 use crate::db::Pool;
-use crate::delivery::QueueSignal;
+use crate::queue_signal::QueueSignal;
 use crate::subscriptions::{Policy, Signups};
 use catalog::Catalog;
 use responses::Format;

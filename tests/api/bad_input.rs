@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{spawn_app, urlencode};
+use crate::support::app::{spawn_app, urlencode};
 
 const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
 const JSON: Option<&str> = Some("application/json");

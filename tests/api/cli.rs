@@ -4,8 +4,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::helpers::{TestDatabase, urlencode};
-use crate::smtp_server::free_port;
+use crate::support::app::{TestDatabase, urlencode};
+use crate::support::smtp_server::free_port;
 
 fn spacedigest(db: &TestDatabase, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_spacedigest"));
@@ -252,8 +252,8 @@ fn logged(child: &mut std::process::Child) -> String {
 
 #[tokio::test]
 async fn the_worker_command_delivers_queued_mail_and_stops_on_sigterm() {
-    use crate::helpers::{Mail, spawn_app_with, unique_email};
-    use crate::smtp_server::SmtpServer;
+    use crate::support::app::{Mail, spawn_app_with, unique_email};
+    use crate::support::smtp_server::SmtpServer;
 
     // The web app queues a confirmation while its own mail server is down.
     let mut app = spawn_app_with(Mail::Port(free_port()), |s| {

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::helpers::{Mail, spawn_app, spawn_app_with, unique_email};
-use crate::smtp_server::{Behaviour, SmtpServer, free_port};
+use crate::support::app::{Mail, spawn_app, spawn_app_with, unique_email};
+use crate::support::smtp_server::{Behaviour, SmtpServer, free_port};
 
 #[tokio::test]
 async fn the_signup_answer_never_waits_for_smtp() {

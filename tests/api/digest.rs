@@ -1,14 +1,14 @@
 //! The daily digest, end to end: stories in, one email per confirmed reader out.
 
-use std::process::Output;
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, TimeZone};
 use diesel::prelude::*;
-use spacedigest::db::schema::{newsletters, outbound_emails, stories, subscribers, subscriptions};
+use spacedigest::db::schema::{newsletters, outbound_emails, subscribers, subscriptions};
 
-use crate::helpers::{TestApp, spawn_app, unique_email};
-use crate::smtp_server::{Behaviour, ReceivedMessage};
+use crate::support::app::{TestApp, mail_to, spawn_app, unique_email};
+use crate::support::smtp_server::{Behaviour, ReceivedMessage};
+use crate::support::{add_confirmed_readers, add_story, binary, cli, queue_issue, set_zone};
 
 const DAY: &str = "2026-11-20";
 
@@ -16,122 +16,6 @@ const DAY: &str = "2026-11-20";
 fn at(zone: chrono_tz::Tz, local: &str) -> NaiveDateTime {
     let naive = NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M").unwrap();
     zone.from_local_datetime(&naive).unwrap().naive_utc()
-}
-
-pub async fn set_zone(app: &TestApp, zone: &'static str) {
-    app.db(move |c| {
-        diesel::update(newsletters::table.filter(newsletters::slug.eq("space-daily")))
-            .set(newsletters::timezone.eq(zone))
-            .execute(c)
-    })
-    .await;
-}
-
-pub async fn add_story(
-    app: &TestApp,
-    title: &str,
-    summary_html: &str,
-    published_at: NaiveDateTime,
-) {
-    let title = title.to_owned();
-    let summary_html = summary_html.to_owned();
-    let guid = format!(
-        "https://news.example.org/{}",
-        title.to_lowercase().replace(' ', "-")
-    );
-    app.db(move |c| {
-        let newsletter_id: i64 = newsletters::table
-            .filter(newsletters::slug.eq("space-daily"))
-            .select(newsletters::id)
-            .first(c)?;
-        diesel::insert_into(stories::table)
-            .values((
-                stories::newsletter_id.eq(newsletter_id),
-                stories::guid.eq(&guid),
-                stories::url.eq(&guid),
-                stories::title.eq(&title),
-                stories::summary_html.eq(&summary_html),
-                stories::source.eq("Example Space News"),
-                stories::published_at.eq(published_at),
-                stories::created_at.eq(spacedigest::db::now()),
-                stories::updated_at.eq(spacedigest::db::now()),
-            ))
-            .execute(c)
-    })
-    .await;
-}
-
-/// Confirmed readers, inserted in bulk (the signup path has its own tests).
-pub async fn add_confirmed_readers(app: &TestApp, prefix: &'static str, n: usize) -> Vec<String> {
-    let emails: Vec<String> = (0..n)
-        .map(|i| format!("{prefix}-{i}@example.com"))
-        .collect();
-    let rows = emails.clone();
-    app.db(move |c| {
-        let now = spacedigest::db::now();
-        let newsletter_id: i64 = newsletters::table
-            .filter(newsletters::slug.eq("space-daily"))
-            .select(newsletters::id)
-            .first(c)?;
-        for chunk in rows.chunks(1000) {
-            let values: Vec<_> = chunk
-                .iter()
-                .map(|e| {
-                    (
-                        subscribers::email.eq(e.clone()),
-                        subscribers::email_key.eq(e.clone()),
-                        subscribers::created_at.eq(now),
-                        subscribers::updated_at.eq(now),
-                    )
-                })
-                .collect();
-            // Multi-row inserts need the concrete backend.
-            spacedigest::on_backend!(c, conn => diesel::insert_into(subscribers::table).values(values).execute(conn))?;
-        }
-        let ids: Vec<i64> = subscribers::table
-            .filter(subscribers::email_key.like(format!("{prefix}-%")))
-            .select(subscribers::id)
-            .load(c)?;
-        for chunk in ids.chunks(1000) {
-            let values: Vec<_> = chunk
-                .iter()
-                .map(|id| {
-                    (
-                        subscriptions::subscriber_id.eq(*id),
-                        subscriptions::newsletter_id.eq(newsletter_id),
-                        subscriptions::status.eq("confirmed"),
-                        subscriptions::created_at.eq(now),
-                        subscriptions::confirmed_at.eq(now),
-                        subscriptions::updated_at.eq(now),
-                    )
-                })
-                .collect();
-            spacedigest::on_backend!(c, conn => diesel::insert_into(subscriptions::table).values(values).execute(conn))?;
-        }
-        Ok(())
-    })
-    .await;
-    emails
-}
-
-/// Runs the binary against the app's database, mail server and base URL. Async: the test's
-/// SMTP server runs on this runtime and must keep answering meanwhile.
-pub async fn cli(app: &TestApp, args: &[&str], extra: &[(&str, &str)]) -> Output {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_spacedigest"));
-    command
-        .args(args)
-        .current_dir(app.database.dir())
-        .env_clear()
-        .env("SPACEDIGEST_DATABASE_URL", app.database.url_string())
-        .env("SPACEDIGEST_BASE_URL", &app.address)
-        .env("SPACEDIGEST_LOG", "warn");
-    if let Some(smtp) = &app.smtp {
-        command.env("SPACEDIGEST_SMTP_URL", smtp.url());
-    }
-    for (k, v) in extra {
-        command.env(k, v);
-    }
-    command.output().await.expect("the binary runs")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -150,23 +34,11 @@ fn digests(messages: &[ReceivedMessage]) -> Vec<ReceivedMessage> {
 async fn confirmed_reader(app: &TestApp) -> String {
     let email = unique_email();
     app.sign_up(&email).await;
-    let confirmation = wait_for_mail_to(app, &email, 1).await.remove(0);
+    let confirmation = mail_to(app, &email, 1).await.remove(0);
     let link = app.confirmation_link(&confirmation);
     app.confirm_via(&link).await;
-    wait_for_mail_to(app, &email, 2).await;
+    mail_to(app, &email, 2).await;
     email
-}
-
-async fn wait_for_mail_to(app: &TestApp, email: &str, n: usize) -> Vec<ReceivedMessage> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let mails = app.smtp().messages_to(email);
-        if mails.len() >= n {
-            return mails;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no mail to {email}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]
@@ -511,14 +383,9 @@ async fn killing_the_sender_midway_loses_nobody_and_duplicates_stay_within_the_i
         ("SPACEDIGEST_DELIVERY_LEASE_SECONDS", "4"),
     ];
     let spawn = |app: &TestApp| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_spacedigest"));
+        let mut command = binary(app);
         command
             .args(["digest", "send", "--date", DAY])
-            .current_dir(app.database.dir())
-            .env_clear()
-            .env("SPACEDIGEST_DATABASE_URL", app.database.url_string())
-            .env("SPACEDIGEST_BASE_URL", &app.address)
-            .env("SPACEDIGEST_SMTP_URL", app.smtp().url())
             .env("SPACEDIGEST_LOG", "warn")
             .envs(env)
             .stdout(std::process::Stdio::null())
@@ -589,8 +456,8 @@ async fn serve_sends_the_daily_digest_at_its_time_and_never_twice() {
         today.naive_utc() - chrono::Duration::minutes(1),
     )
     .await;
-    let first = crate::helpers::spawn_app_on(&app).await;
-    let second = crate::helpers::spawn_app_on(&app).await;
+    let first = crate::support::app::spawn_app_on(&app).await;
+    let second = crate::support::app::spawn_app_on(&app).await;
     // Generous: under a loaded CI machine two apps start, migrate and tick.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
     while app.smtp().message_count() < 3 && tokio::time::Instant::now() < deadline {
@@ -624,7 +491,7 @@ async fn serve_sends_the_daily_digest_at_its_time_and_never_twice() {
     let mails = app.smtp().messages();
     assert_eq!(digests(&mails).len(), 3);
     drop((first, second));
-    let again = crate::helpers::spawn_app_on(&app).await;
+    let again = crate::support::app::spawn_app_on(&app).await;
     app.smtp()
         .assert_no_more_messages(3, Duration::from_secs(2))
         .await;
@@ -684,15 +551,8 @@ async fn a_reader_who_unsubscribes_mid_send_gets_nothing_further() {
     )
     .await;
     let readers = add_confirmed_readers(&app, "midsend", 5).await;
-    let settings = app.settings.clone();
-    let queued = app
-        .db(move |c| {
-            let newsletter =
-                spacedigest::db::newsletters::by_slugs(c, &["space-daily".into()])?.remove(0);
-            let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-            Ok(spacedigest::digest::send(c, &settings, &newsletter, date).unwrap())
-        })
-        .await;
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let queued = queue_issue(&app, date).await;
     assert!(matches!(
         queued,
         spacedigest::digest::SendOutcome::Queued { recipients: 5, .. }
@@ -711,7 +571,7 @@ async fn a_reader_who_unsubscribes_mid_send_gets_nothing_further() {
     })
     .await;
 
-    let _worker = crate::helpers::spawn_app_on(&app).await;
+    let _worker = crate::support::app::spawn_app_on(&app).await;
     app.emails(4).await;
     app.smtp()
         .assert_no_more_messages(4, Duration::from_millis(800))

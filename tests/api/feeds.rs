@@ -21,8 +21,8 @@ use spacedigest::feeds::{PollOutcome, poll_all_once, run_poller};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{TestDatabase, test_settings};
-use crate::smtp_server::free_port;
+use crate::support::app::{TestDatabase, test_settings};
+use crate::support::smtp_server::free_port;
 
 /// A migrated database of its own and the binary to run against it.
 struct Newsroom {

@@ -3,8 +3,8 @@
 
 use std::process::{Command, Output};
 
-use crate::helpers::spawn_app;
-use crate::smtp_server::free_port;
+use crate::support::app::spawn_app;
+use crate::support::smtp_server::free_port;
 
 fn healthcheck(args: &[&str], listen: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_spacedigest"))

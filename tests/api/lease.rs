@@ -22,7 +22,7 @@ use spacedigest::db::schema::outbound_emails;
 use spacedigest::db::states::{EmailKind, EmailStatus};
 use spacedigest::db::{DbConnection, Pool};
 
-use crate::helpers::{TestDatabase, test_settings};
+use crate::support::app::{TestDatabase, test_settings};
 
 /// The simulated lease, in seconds.
 const LEASE: i64 = 10;
@@ -268,7 +268,11 @@ fn no_row_is_claimed_by_two_workers_while_its_lease_is_valid() {
             .unwrap();
     }
     let conn = Mutex::new(conn);
-    let cases = if crate::figures::full() { 1000 } else { 150 };
+    let cases = if crate::support::figures::full() {
+        1000
+    } else {
+        150
+    };
     let seed = seed(0x5eed_1ea5e);
     let mut seed_bytes = [0u8; 32];
     for chunk in seed_bytes.chunks_mut(8) {
@@ -289,7 +293,7 @@ fn no_row_is_claimed_by_two_workers_while_its_lease_is_valid() {
         run_case(&mut conn, &steps, &tally)
     });
     let violations = usize::from(result.is_err());
-    crate::figures::report(
+    crate::support::figures::report(
         "lease-property",
         &format!(
             "seed {seed}: {} cases passed ({cases} asked), {} steps, {} rows claimed, {} \
@@ -321,15 +325,23 @@ struct Hold {
 #[test]
 fn racing_claimers_never_hold_one_row_at_once() {
     const CLAIMERS: usize = 4;
-    let rows = if crate::figures::full() { 3000 } else { 600 };
+    let rows = if crate::support::figures::full() {
+        3000
+    } else {
+        600
+    };
     let lease = Duration::from_millis(300);
     let (_database, pool) = database();
     let start = spacedigest::db::now();
     enqueue(&mut pool.get().unwrap(), rows, start).unwrap();
     let holds: Arc<Mutex<Vec<Hold>>> = Arc::default();
     let seed = seed(0xc1a1_3e55);
-    let deadline =
-        Instant::now() + Duration::from_secs(if crate::figures::full() { 300 } else { 60 });
+    let deadline = Instant::now()
+        + Duration::from_secs(if crate::support::figures::full() {
+            300
+        } else {
+            60
+        });
     let threads: Vec<_> = (0..CLAIMERS)
         .map(|claimer| {
             let pool = pool.clone();
@@ -424,7 +436,7 @@ fn racing_claimers_never_hold_one_row_at_once() {
         .get_result(&mut *pool.get().unwrap())
         .unwrap();
     let reclaimed = by_row.values().filter(|r| r.len() > 1).count();
-    crate::figures::report(
+    crate::support::figures::report(
         "lease-race",
         &format!(
             "seed {seed}: {CLAIMERS} claimers with their own connections, {rows} rows, lease \

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::helpers::{Backend, Mail, backend, spawn_app, spawn_app_with, unique_email, urlencode};
+use crate::support::app::{
+    Backend, Mail, backend, spawn_app, spawn_app_with, unique_email, urlencode,
+};
 
 #[tokio::test]
 async fn twenty_concurrent_signups_of_one_address_make_one_subscription_and_one_email() {

@@ -11,19 +11,11 @@ mod delivery;
 mod digest;
 mod faults;
 mod feeds;
-#[path = "support/figures.rs"]
-mod figures;
 mod healthcheck;
-mod helpers;
-#[path = "support/http_server.rs"]
-mod http_server;
 mod lease;
 mod limits;
 mod observability;
 mod pages;
-#[path = "support/pg_cluster.rs"]
-mod pg_cluster;
 mod scale_out;
 mod signup;
-#[path = "support/smtp_server.rs"]
-mod smtp_server;
+mod support;

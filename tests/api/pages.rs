@@ -1,6 +1,6 @@
 //! The public pages themselves.
 
-use crate::helpers::spawn_app;
+use crate::support::app::spawn_app;
 
 #[tokio::test]
 async fn the_signup_page_has_the_form_and_security_headers() {

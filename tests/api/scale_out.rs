@@ -21,8 +21,8 @@ use spacedigest::db::DbConnection;
 use tokio::time::Instant;
 
 use crate::console::{OPERATOR_EMAIL, OPERATOR_PASSWORD};
-use crate::helpers::{Backend, TestDatabase, backend, hidden_field, urlencode};
-use crate::smtp_server::{SmtpServer, free_port};
+use crate::support::app::{Backend, TestDatabase, hidden_field, require_backend, urlencode};
+use crate::support::smtp_server::{SmtpServer, free_port};
 
 const READERS: usize = 20_000;
 /// The day: a fixed past date, so `serve`'s scheduler (which sends today's
@@ -427,17 +427,16 @@ fn describe(outcome: &Outcome) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(spacedigest_test_backend = "postgres"),
+    ignore = "PostgreSQL only: runs when SPACEDIGEST_TEST_POSTGRES_URL is set"
+)]
 async fn three_workers_and_two_serves_on_one_postgresql_send_each_reader_one_copy_and_share_the_work()
  {
-    if backend() != Backend::Postgres {
-        println!(
-            "scale_out: needs PostgreSQL (set SPACEDIGEST_TEST_POSTGRES_URL); nothing to do on SQLite"
-        );
-        return;
-    }
+    require_backend(Backend::Postgres);
     let started = Instant::now();
     let shape = send_with(3, 2).await;
-    crate::figures::report(
+    crate::support::figures::report(
         "scale-out-shares",
         &format!(
             "{READERS} readers, 3 workers + 2 serves (each serve runs a worker): {}",
@@ -446,7 +445,7 @@ async fn three_workers_and_two_serves_on_one_postgresql_send_each_reader_one_cop
     );
     let three = send_with(3, 0).await;
     let one = send_with(1, 0).await;
-    crate::figures::report(
+    crate::support::figures::report(
         "scale-out-throughput",
         &format!(
             "{READERS} readers: 3 workers {:.0} emails/s, 1 worker {:.0} emails/s ({:.2}x); 3 workers alone: {}; test took {:.0} s",

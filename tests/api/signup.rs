@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::helpers::{Backend, Mail, backend, spawn_app, spawn_app_with, unique_email, urlencode};
+use crate::support::app::{
+    Backend, Mail, backend, spawn_app, spawn_app_with, unique_email, urlencode,
+};
 
 #[tokio::test]
 async fn the_suite_runs_on_the_requested_backend() {

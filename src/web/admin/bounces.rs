@@ -2,8 +2,8 @@
 //! history, and the operator's clearing of the mark.
 
 use actix_web::{HttpResponse, web};
-use chrono::NaiveDateTime;
 
+use super::format::{format_time, subscriber_id};
 use super::{Console, ConsoleError, CsrfForm, see_other};
 use crate::db::states::{BounceKind, BounceSource};
 use crate::db::{self, bounces};
@@ -51,11 +51,7 @@ fn source_label(source: BounceSource) -> &'static str {
 }
 
 /// Loads the panel for subscriber `id`.
-pub async fn panel(
-    console: &Console,
-    id: i64,
-    format_time: fn(NaiveDateTime) -> String,
-) -> Result<BouncePanel, ConsoleError> {
+pub async fn panel(console: &Console, id: i64) -> Result<BouncePanel, ConsoleError> {
     let rules = &console.state.policy.settings.bounces;
     let limits = bounces::Limits {
         hard_limit: rules.hard_limit,
@@ -92,7 +88,7 @@ pub async fn panel(
 /// stop counting.
 pub async fn clear(form: CsrfForm, path: web::Path<String>) -> Result<HttpResponse, ConsoleError> {
     let console = form.console;
-    let id = super::subscribers::parse_id(&path)?;
+    let id = subscriber_id(&path)?;
     let operator = console.operator.email.clone();
     let found = db::run(console.pool(), move |conn| {
         if db::subscribers::find(conn, id)?.is_none() {

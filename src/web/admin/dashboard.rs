@@ -2,8 +2,9 @@
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::{Duration, NaiveDate, NaiveDateTime};
+use chrono::{Duration, NaiveDate};
 
+use super::format::format_time;
 use super::{Console, ConsoleError, Layout, render};
 use crate::db::dashboard::{self, DayCount, Movement, PeopleCounts, QueueHealth};
 use crate::db::states::SubscriptionStatus;
@@ -121,10 +122,6 @@ async fn dashboard(console: Console) -> Result<HttpResponse, ConsoleError> {
         queue,
         issues,
     })
-}
-
-fn format_time(at: NaiveDateTime) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// "3 min", "5 h 10 min", "2 days 4 h": precise enough to tell a stuck queue.
@@ -302,15 +299,6 @@ mod tests {
     }
 
     #[test]
-    fn big_counts_get_thousands_separators() {
-        assert_eq!(thousands_separated(0), "0");
-        assert_eq!(thousands_separated(999), "999");
-        assert_eq!(thousands_separated(1_000), "1,000");
-        assert_eq!(thousands_separated(1_234_567), "1,234,567");
-        assert_eq!(thousands_separated(-12_345), "-12,345");
-    }
-
-    #[test]
     fn ages_read_naturally() {
         assert_eq!(format_age(Duration::seconds(20)), "under a minute");
         assert_eq!(format_age(Duration::minutes(75)), "1 h 15 min");
@@ -318,26 +306,12 @@ mod tests {
     }
 }
 
-/// 1234567 → "1,234,567": big counts read at a glance.
-pub(super) fn thousands_separated(value: i64) -> String {
-    let digits = value.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    if value < 0 {
-        out.push('-');
-    }
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 mod filters {
-    /// `{{ n|thousands }}`: see [`super::thousands_separated`].
+    use crate::web::admin::format::thousands_separated;
+
+    /// `{{ n|thousands }}`: see [`thousands_separated`].
     #[askama::filter_fn]
     pub fn thousands(value: &i64, _: &dyn askama::Values) -> askama::Result<String> {
-        Ok(super::thousands_separated(*value))
+        Ok(thousands_separated(*value))
     }
 }

@@ -8,6 +8,7 @@ use askama::Template;
 use crate::console::hashing::Busy;
 use crate::console::password::HashingError;
 use crate::db::StorageError;
+use crate::subscriptions::ServiceError;
 
 /// `Retry-After` when every password check is taken: a burst passes within seconds.
 const BUSY_RETRY_AFTER_SECONDS: &str = "5";
@@ -49,6 +50,15 @@ impl From<HashingError> for ConsoleError {
         match error {
             HashingError::Busy(busy) => Self::Busy(busy),
             HashingError::Stopped(stopped) => Self::Internal(stopped.into()),
+        }
+    }
+}
+
+impl From<ServiceError> for ConsoleError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Storage(e) => ConsoleError::Storage(e),
+            ServiceError::Render(e) => ConsoleError::Internal(anyhow::anyhow!(e)),
         }
     }
 }

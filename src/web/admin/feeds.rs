@@ -7,7 +7,9 @@ use askama::Template;
 use chrono::NaiveDateTime;
 use serde::Deserialize;
 
-use super::newsletters::{self as shared, NewsletterOption, path_id};
+use super::format::format_time;
+use super::format::path_id;
+use super::newsletter_select::{self as shared, NewsletterOption};
 use super::{Console, ConsoleError, CsrfForm, Layout, render, render_with, see_other};
 use crate::db::{self, feeds};
 use crate::domain::NewsletterSlug;
@@ -43,7 +45,7 @@ struct Moment {
 impl Moment {
     fn new(at: NaiveDateTime) -> Self {
         Self {
-            shown: at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            shown: format_time(at),
             iso: at.and_utc().to_rfc3339(),
         }
     }

@@ -185,7 +185,7 @@ async fn login(
         state.policy.settings.admin_session_idle,
         state.policy.settings.admin_session_max,
     );
-    let started = db::run(&state.pool, move |conn| {
+    let cookie_value = db::run(&state.pool, move |conn| {
         attempt.succeeded(conn)?;
         // Sessions nobody can use any more are swept here: logins are rare and cheap.
         let now = db::now();
@@ -203,7 +203,7 @@ async fn login(
     tracing::info!(operator_id, %ip, "console: operator logged in");
     let mut response = see_other("/admin");
     response
-        .add_cookie(&cookie(&state, cookie_name(&state), started.cookie_value))
+        .add_cookie(&cookie(&state, cookie_name(&state), cookie_value))
         .map_err(|e| ConsoleError::Internal(e.into()))?;
     response
         .add_cookie(&removal(&state, login_cookie_name(&state)))

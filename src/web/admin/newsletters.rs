@@ -1,7 +1,4 @@
 //! The console's newsletters pages: the list with confirmed readers, create, edit.
-//!
-//! Also the newsletter helpers the stories and feeds pages share: the `<select>` options
-//! and the lookup of a newsletter named by a form or a query.
 
 use std::collections::HashMap;
 
@@ -10,6 +7,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use super::format::path_id;
 use super::{Console, ConsoleError, CsrfForm, Layout, render, render_with, see_other};
 use crate::db;
 use crate::db::newsletters::{self, NewNewsletter, Newsletter, NewsletterChanges};
@@ -27,51 +25,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/newsletters/new", web::get().to(new_page))
     .route("/newsletters/{id}/edit", web::get().to(edit_page))
     .route("/newsletters/{id}", web::post().to(update));
-}
-
-/// One `<option>` of a newsletter `<select>`.
-#[derive(Debug, Clone)]
-pub(super) struct NewsletterOption {
-    pub slug: String,
-    pub label: String,
-    pub selected: bool,
-}
-
-/// The options for a newsletter `<select>`, `selected` (a slug) marked.
-pub(super) fn options(all: &[Newsletter], selected: &str) -> Vec<NewsletterOption> {
-    all.iter()
-        .map(|n| NewsletterOption {
-            slug: n.slug.clone(),
-            label: format!("{} ({}, {})", n.title, n.slug, n.timezone),
-            selected: n.slug == selected,
-        })
-        .collect()
-}
-
-/// Every newsletter, oldest (the default) first.
-pub(super) async fn all(console: &Console) -> Result<Vec<Newsletter>, ConsoleError> {
-    Ok(db::run(console.pool(), newsletters::all).await?)
-}
-
-/// The newsletter a form or query names by slug (empty: the default one), from `all`.
-pub(super) fn by_slug<'a>(all: &'a [Newsletter], slug: &str) -> Result<&'a Newsletter, String> {
-    let slug = slug.trim();
-    let slug = if slug.is_empty() {
-        NewsletterSlug::DEFAULT
-    } else {
-        slug
-    };
-    all.iter()
-        .find(|n| n.slug == slug)
-        .ok_or_else(|| format!("There is no newsletter \"{slug}\"."))
-}
-
-/// A numeric id from the path; anything else is simply not found.
-pub(super) fn path_id(raw: &str, what: &str) -> Result<i64, ConsoleError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ConsoleError::NotFound(format!("There is no such {what}.")))
 }
 
 #[derive(Deserialize)]

@@ -233,15 +233,6 @@ impl CsrfForm {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
-
-    /// Every value of a repeated field.
-    pub fn fields(&self, name: &str) -> Vec<&str> {
-        self.pairs
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
 }
 
 impl FromRequest for CsrfForm {

@@ -15,7 +15,8 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use url::Url;
 
-use super::newsletters::{self as shared, NewsletterOption, path_id};
+use super::format::path_id;
+use super::newsletter_select::{self as shared, NewsletterOption};
 use super::{Console, ConsoleError, CsrfForm, Layout, render, render_with, see_other};
 use crate::db::newsletters::Newsletter;
 use crate::db::stories::{self, IncomingStory, Story, StoryEdit};

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::TestApp;
+use crate::support::app::TestApp;
 
 /// What a client got back.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use spacedigest::config::Settings;
 use spacedigest::db::schema::{outbound_emails, subscribers};
 
-use crate::helpers::{Mail, TestApp, spawn_app_with, urlencode};
+use crate::support::app::{Mail, TestApp, spawn_app_with, urlencode};
 
 const VICTIM: &str = "victim@example.com";
 /// When each round of the attack happens, in minutes after the first: four within the
@@ -110,7 +110,11 @@ async fn bombing_one_address_from_many_networks_sends_at_most_the_daily_cap() {
         s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
-    let total = if crate::figures::full() { 1000 } else { 300 };
+    let total = if crate::support::figures::full() {
+        1000
+    } else {
+        300
+    };
     // Half from a few heavy networks, half from networks that each send one.
     let heavy_each = total / 2 / HEAVY_NETWORKS;
     let mut plan: Vec<String> = (0..HEAVY_NETWORKS)
@@ -181,7 +185,7 @@ async fn bombing_one_address_from_many_networks_sends_at_most_the_daily_cap() {
     );
     let subscribers = app.count_subscribers().await;
     let subscriptions = app.count_subscriptions().await;
-    crate::figures::report(
+    crate::support::figures::report(
         "subscription-bombing",
         &format!(
             "{} signups of one address over a simulated day from {} networks ({HEAVY_NETWORKS} \

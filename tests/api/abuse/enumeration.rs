@@ -19,7 +19,7 @@ use spacedigest::db::states::{EmailKind, EmailStatus};
 use spacedigest::db::subscribers::{self, NewSubscriber};
 use spacedigest::db::{self, confirmation_tokens, subscriptions};
 
-use crate::helpers::{Answer, TestApp, spawn_app, urlencode};
+use crate::support::app::{Answer, TestApp, spawn_app, urlencode};
 
 /// The bound on the difference of medians.
 const MAX_MEDIAN_DIFFERENCE: Duration = Duration::from_millis(5);
@@ -30,7 +30,11 @@ static MEASURING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Trials per category: 500 in full mode, else a short run.
 fn trials(short: usize) -> usize {
-    if crate::figures::full() { 500 } else { short }
+    if crate::support::figures::full() {
+        500
+    } else {
+        short
+    }
 }
 
 /// `SPACEDIGEST_TEST_SEED`, or this test's own seed.
@@ -94,7 +98,7 @@ impl Verdict {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let bound = if crate::figures::full() {
+        let bound = if crate::support::figures::full() {
             MAX_MEDIAN_DIFFERENCE
         } else {
             MAX_MEDIAN_DIFFERENCE.max(standard_error(timings, seed) * 3)
@@ -304,7 +308,7 @@ async fn signup_answers_and_their_timing_do_not_tell_whether_an_address_is_known
 
     let verdict = Verdict::of(&NAMES, &timings, 0x5167_0003);
     let differing = answers.iter().filter(|(_, a)| *a != answers[0].1).count();
-    crate::figures::report(
+    crate::support::figures::report(
         "enumeration-signup",
         &format!(
             "{n} trials per category, interleaved: {}; largest difference of medians \

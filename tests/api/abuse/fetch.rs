@@ -18,7 +18,7 @@ use diesel::prelude::*;
 use spacedigest::config::FetchSettings;
 use spacedigest::db::{self, Pool, feeds};
 
-use crate::http_server::{HttpServer, Reply};
+use crate::support::http_server::{HttpServer, Reply};
 
 /// An allowed host, by the allow-list, that redirects to the refused ones.
 pub const REDIRECTOR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);

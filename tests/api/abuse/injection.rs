@@ -14,9 +14,9 @@ use chrono::{NaiveDate, NaiveDateTime};
 use spacedigest::db::schema::stories;
 
 use crate::console::Browser;
-use crate::digest::{add_confirmed_readers, cli};
-use crate::helpers::{TestApp, spawn_app, urlencode};
-use crate::smtp_server::ReceivedMessage;
+use crate::support::app::{TestApp, spawn_app, urlencode};
+use crate::support::smtp_server::ReceivedMessage;
+use crate::support::{add_confirmed_readers, cli};
 use inspect::{header_problems, injected_commands, kind_of};
 
 /// What an injected header would be called; no real header of ours starts so.
@@ -327,7 +327,7 @@ async fn line_breaks_in_any_field_add_no_header_and_no_smtp_command() {
         .count();
 
     let extra_headers = problems.len();
-    crate::figures::report(
+    crate::support::figures::report(
         "injection",
         &format!(
             "extra headers {extra_headers}, SMTP commands injected {}; {} hostile inputs refused \

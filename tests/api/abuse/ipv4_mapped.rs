@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::helpers::{Mail, TestApp, spawn_app_listening_on, unique_email, urlencode};
+use crate::support::app::{Mail, TestApp, spawn_app_listening_on, unique_email, urlencode};
 
 const PER_MINUTE: u32 = 2;
 
@@ -43,14 +43,16 @@ async fn signups(app: &TestApp, from: &str, forwarded_for: &[Option<&str>]) -> V
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(spacedigest_dual_stack),
+    ignore = "needs a dual-stack [::] listener, which this machine lacked when the tests were \
+              built (build.rs); web::client_ip's unit tests cover the canonicalisation"
+)]
 async fn ipv4_mapped_peers_and_forwarded_addresses_count_as_their_ipv4_addresses() {
-    if !dual_stack_available() {
-        println!(
-            "SKIPPED abuse::ipv4_mapped: this machine has no dual-stack [::] listener; \
-             web::client_ip's unit tests cover the canonicalisation"
-        );
-        return;
-    }
+    assert!(
+        dual_stack_available(),
+        "this machine has no dual-stack [::] listener (it had one when the tests were built)"
+    );
     let listen: SocketAddr = "[::]:0".parse().unwrap();
     let app = spawn_app_listening_on(listen, Mail::Server, |s| {
         s.signup_rate_per_minute = PER_MINUTE;
@@ -78,7 +80,7 @@ async fn ipv4_mapped_peers_and_forwarded_addresses_count_as_their_ipv4_addresses
     // their own IPv4 addresses, not one IPv6 network that every IPv4 client shares.
     let direct = signups(&app, "127.0.0.2", &[None, None, Some("192.0.2.1")]).await;
     let direct_other = signups(&app, "127.0.0.3", &[None]).await;
-    crate::figures::report(
+    crate::support::figures::report(
         "ipv4-mapped",
         &format!(
             "dual-stack [::] listener, SPACEDIGEST_TRUSTED_PROXIES=127.0.0.1, {PER_MINUTE} signups \

@@ -8,9 +8,9 @@ mod logs;
 mod replies;
 
 use crate::console::Browser;
-use crate::digest::add_confirmed_readers;
-use crate::helpers::{Answer, Mail, spawn_app_with, unique_email, urlencode};
-use crate::smtp_server::ReceivedMessage;
+use crate::support::add_confirmed_readers;
+use crate::support::app::{Answer, Mail, spawn_app_with, unique_email, urlencode};
+use crate::support::smtp_server::ReceivedMessage;
 
 /// Where every emailed link must point, and not where the request says it came to.
 const BASE_URL: &str = "http://news.spacedigest.example:8443";
@@ -159,7 +159,7 @@ async fn every_emailed_link_uses_the_base_url_whatever_host_the_request_names() 
         .iter()
         .filter(|m| m.header("List-Unsubscribe").is_some())
         .count();
-    crate::figures::report(
+    crate::support::figures::report(
         "links-base-url",
         &format!(
             "{checked} links in {} emails (confirmation, welcome, {} digests; {unsubscribe_headers} \

@@ -15,8 +15,8 @@ use futures_util::future::join_all;
 use spacedigest::db::schema::login_failures;
 
 use crate::console::{OPERATOR_EMAIL, OPERATOR_PASSWORD, create_operator};
-use crate::helpers::{Answer, TestApp, hidden_field, spawn_app, urlencode};
-use crate::smtp_server::free_port;
+use crate::support::app::{Answer, TestApp, hidden_field, spawn_app, urlencode};
+use crate::support::smtp_server::free_port;
 
 /// Attempts in each burst, as in the issue that measured 770 MiB.
 const BURST: usize = 40;
@@ -36,14 +36,10 @@ impl Serve {
     async fn start(app: &TestApp) -> Self {
         let port = free_port();
         let address = format!("http://127.0.0.1:{port}");
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_spacedigest"))
+        let child = tokio::process::Command::from(crate::support::binary(app))
             .arg("serve")
-            .current_dir(app.database.dir())
-            .env_clear()
-            .env("SPACEDIGEST_DATABASE_URL", app.database.url_string())
             .env("SPACEDIGEST_LISTEN", format!("127.0.0.1:{port}"))
             .env("SPACEDIGEST_BASE_URL", &address)
-            .env("SPACEDIGEST_SMTP_URL", app.smtp().url())
             .env("SPACEDIGEST_TRUSTED_PROXIES", "127.0.0.1/32")
             .env("SPACEDIGEST_LOG", "error")
             .stdout(Stdio::null())
@@ -52,17 +48,7 @@ impl Serve {
             .spawn()
             .expect("serve starts");
         let serve = Self { child, address };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while reqwest::get(format!("{}/health_check", serve.address))
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "serve never answered"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::support::wait_until_answering(&serve.address, Duration::from_secs(60)).await;
         serve
     }
 
@@ -189,7 +175,7 @@ async fn a_burst_of_logins_is_limited_in_the_database_and_hashes_in_bounded_memo
 
     let (tried, refused, busy) = (one_key.count(401), one_key.count(429), one_key.count(503));
     let (many_tried, many_busy) = (many_keys.count(401), many_keys.count(503));
-    crate::figures::report(
+    crate::support::figures::report(
         "login-burst",
         &format!(
             "{BURST} simultaneous wrong passwords for one account from one IP over 2 serve \
@@ -291,7 +277,7 @@ async fn when_every_password_check_is_taken_a_login_waits_briefly_then_gets_503_
         .iter()
         .filter_map(|(a, _)| (a.status == 503).then(|| a.header("retry-after")).flatten())
         .collect();
-    crate::figures::report(
+    crate::support::figures::report(
         "login-hash-busy",
         &format!(
             "{turns} turns, a stored hash of {passes} passes; {} logins at once: answers \

@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use spacedigest::config::Settings;
 
-use crate::helpers::{Mail, TestApp, spawn_app_on, spawn_app_with, urlencode};
+use crate::support::app::{Mail, TestApp, spawn_app_on, spawn_app_with, urlencode};
 
 /// Sixteen spellings of one Gmail mailbox: 8 with a `+tag`, 8 with dots (some at
 /// googlemail.com, some in capitals). Domains are written lower-case, as they are stored.
@@ -94,7 +94,7 @@ async fn sixteen_spellings_of_one_mailbox_share_one_allowance() {
     let typed: BTreeSet<&str> = spelled.iter().map(String::as_str).collect();
     let recipients: Vec<String> = mails.iter().flat_map(|m| m.rcpt_to.clone()).collect();
     let subscribers = app.count_subscribers().await;
-    crate::figures::report(
+    crate::support::figures::report(
         "mailbox-caps",
         &format!(
             "{} spellings of one Gmail mailbox (8 +tag, 8 dotted, some at googlemail.com or in \
@@ -131,7 +131,11 @@ async fn two_servers_cannot_both_pass_one_mailboxs_limits() {
     })
     .await;
     let other = spawn_app_on(&app).await;
-    let trials = if crate::figures::full() { 60 } else { 12 };
+    let trials = if crate::support::figures::full() {
+        60
+    } else {
+        12
+    };
     let mut more_than_one = 0;
     let mut emails = Vec::new();
     for trial in 0..trials {
@@ -159,7 +163,7 @@ async fn two_servers_cannot_both_pass_one_mailboxs_limits() {
         }
         emails.push(sent);
     }
-    crate::figures::report(
+    crate::support::figures::report(
         "mailbox-race",
         &format!(
             "{trials} mailboxes, each signed up in 16 spellings at once through two servers on one \

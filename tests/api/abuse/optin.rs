@@ -7,7 +7,7 @@
 //! Time passes without waiting: the test moves the queued confirmation emails'
 //! `created_at` back, which is what the per-mailbox limits read.
 
-use crate::helpers::{TestApp, spawn_app, unique_email, urlencode};
+use crate::support::app::{TestApp, spawn_app, unique_email, urlencode};
 
 /// Signs `email` up for these newsletters (slugs), through the form.
 async fn sign_up_for(app: &TestApp, email: &str, newsletters: &[&str]) {
@@ -73,7 +73,7 @@ async fn a_stranger_cannot_add_newsletters_to_a_readers_pending_confirmation() {
     assert_eq!(app.confirm_via(&link).await.status, 200);
     let statuses = app.subscription_statuses(&reader).await;
     let welcome = app.emails(4).await.remove(3);
-    crate::figures::report(
+    crate::support::figures::report(
         "optin-bypass",
         &format!(
             "the reader asked for Space Daily (after leaving Moon Monthly); a stranger then \

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::webhook::{TOKEN, app_with_webhook, post_reports};
 use super::{events, standing, subscriber_id};
 use crate::console::Browser;
-use crate::digest::add_confirmed_readers;
+use crate::support::add_confirmed_readers;
 
 #[tokio::test]
 async fn the_history_shows_bounces_and_complaints_and_the_mark_can_be_cleared() {

@@ -11,8 +11,8 @@ use diesel::prelude::*;
 use spacedigest::db::bounces::{self, Standing};
 use spacedigest::db::schema::{bounce_events, subscribers};
 
-use crate::digest::add_story;
-use crate::helpers::TestApp;
+use crate::support::app::TestApp;
+use crate::support::{add_story, queue_issue};
 
 /// The first day the tests send; later days follow it.
 fn day(n: u32) -> NaiveDate {
@@ -27,15 +27,7 @@ fn noon(day: NaiveDate) -> NaiveDateTime {
 /// does, for the app's own worker to deliver.
 async fn send_digest_on(app: &TestApp, day: NaiveDate) {
     add_story(app, &format!("Launch report {day}"), "", noon(day)).await;
-    let settings = app.settings.clone();
-    let outcome = app
-        .db(move |c| {
-            let newsletter =
-                spacedigest::db::newsletters::by_slugs(c, &["space-daily".into()])?.remove(0);
-            Ok(spacedigest::digest::send(c, &settings, &newsletter, day)
-                .expect("the issue is queued"))
-        })
-        .await;
+    let outcome = queue_issue(app, day).await;
     assert!(
         matches!(outcome, spacedigest::digest::SendOutcome::Queued { .. }),
         "nothing was queued: {outcome:?}"
@@ -90,23 +82,4 @@ fn digests_to(app: &TestApp, email: &str) -> usize {
         .iter()
         .filter(|m| m.subject().starts_with("Space Daily — "))
         .count()
-}
-
-/// Waits, up to `within`, until no queued email is pending; returns every row.
-async fn wait_until_settled(
-    app: &TestApp,
-    within: std::time::Duration,
-) -> Vec<spacedigest::db::outbound::EmailRecord> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let records = app.outbound().await;
-        if records.iter().all(|r| r.status.as_str() != "pending") {
-            return records;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the queue did not settle within {within:?}: {records:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
 }

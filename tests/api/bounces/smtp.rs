@@ -6,10 +6,10 @@ use std::time::Duration;
 use diesel::prelude::*;
 use spacedigest::db::schema::outbound_emails;
 
-use super::{day, digests_to, events, send_digest_on, standing, wait_until_settled};
-use crate::digest::add_confirmed_readers;
-use crate::helpers::{Mail, TestApp, spawn_app_with, urlencode};
-use crate::smtp_server::Behaviour;
+use super::{day, digests_to, events, send_digest_on, standing};
+use crate::support::add_confirmed_readers;
+use crate::support::app::{Mail, TestApp, spawn_app_with, urlencode};
+use crate::support::smtp_server::Behaviour;
 
 const SETTLE: Duration = Duration::from_secs(60);
 
@@ -44,7 +44,7 @@ async fn one_hard_bounce_at_limit_one_stops_the_next_digest_and_signups_send_not
     let gone = &readers[0];
     app.smtp().set_behaviour(refuse(gone, 550));
     send_digest_on(&app, day(1)).await;
-    let records = wait_until_settled(&app, SETTLE).await;
+    let records = app.wait_until_settled(SETTLE).await;
     let failed: Vec<_> = records
         .iter()
         .filter(|r| r.status.as_str() == "failed")
@@ -63,7 +63,7 @@ async fn one_hard_bounce_at_limit_one_stops_the_next_digest_and_signups_send_not
     // The next day the server would take it, but nothing is sent to a bounced reader.
     app.smtp().set_behaviour(Behaviour::Accept);
     send_digest_on(&app, day(2)).await;
-    wait_until_settled(&app, SETTLE).await;
+    app.wait_until_settled(SETTLE).await;
     assert_eq!(queued_for(&app, gone).await, 1, "only the first day's copy");
     assert_eq!(digests_to(&app, gone), 0);
     for other in &readers[1..] {
@@ -98,20 +98,20 @@ async fn one_hard_bounce_at_limit_two_leaves_the_reader_subscribed() {
     let flaky = &readers[0];
     app.smtp().set_behaviour(refuse(flaky, 550));
     send_digest_on(&app, day(1)).await;
-    wait_until_settled(&app, SETTLE).await;
+    app.wait_until_settled(SETTLE).await;
     let after_one = standing(&app, flaky).await;
     assert_eq!(after_one.hard, 1);
     assert!(after_one.bounced_at.is_none(), "{after_one:?}");
 
     app.smtp().set_behaviour(Behaviour::Accept);
     send_digest_on(&app, day(2)).await;
-    wait_until_settled(&app, SETTLE).await;
+    app.wait_until_settled(SETTLE).await;
     assert_eq!(digests_to(&app, flaky), 1, "the second day reaches them");
 
     // A second refusal reaches the limit.
     app.smtp().set_behaviour(refuse(flaky, 550));
     send_digest_on(&app, day(3)).await;
-    wait_until_settled(&app, SETTLE).await;
+    app.wait_until_settled(SETTLE).await;
     let after_two = standing(&app, flaky).await;
     assert_eq!(after_two.hard, 2);
     assert!(after_two.bounced_at.is_some(), "{after_two:?}");
@@ -132,7 +132,7 @@ async fn soft_bounces_count_half_and_six_reach_the_default_score_limit() {
     for n in 1..=2 {
         send_digest_on(&app, day(n)).await;
     }
-    wait_until_settled(&app, SETTLE).await;
+    app.wait_until_settled(SETTLE).await;
     let after_two = standing(&app, full).await;
     assert_eq!((after_two.hard, after_two.soft), (0, 2));
     assert!((after_two.score() - 1.0).abs() < f64::EPSILON);
@@ -146,7 +146,7 @@ async fn soft_bounces_count_half_and_six_reach_the_default_score_limit() {
     for n in 3..=6 {
         send_digest_on(&app, day(n)).await;
     }
-    wait_until_settled(&app, SETTLE).await;
+    app.wait_until_settled(SETTLE).await;
     let after_six = standing(&app, full).await;
     assert_eq!(after_six.soft, 6);
     assert!((after_six.score() - 3.0).abs() < f64::EPSILON);
@@ -157,7 +157,7 @@ async fn soft_bounces_count_half_and_six_reach_the_default_score_limit() {
 
     app.smtp().set_behaviour(Behaviour::Accept);
     send_digest_on(&app, day(7)).await;
-    wait_until_settled(&app, SETTLE).await;
+    app.wait_until_settled(SETTLE).await;
     assert_eq!(digests_to(&app, full), 0);
     assert_eq!(digests_to(&app, &readers[1]), 7);
 }

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::{events, standing};
-use crate::digest::add_confirmed_readers;
-use crate::helpers::{Answer, Mail, TestApp, spawn_app, spawn_app_with};
+use crate::support::add_confirmed_readers;
+use crate::support::app::{Answer, Mail, TestApp, spawn_app, spawn_app_with};
 
 pub const TOKEN: &str = "bounce-webhook-token-0123456789abcdef";
 
@@ -193,12 +193,12 @@ async fn a_malformed_request_is_refused_whole_with_its_reasons() {
 
 #[tokio::test]
 async fn queued_mail_to_a_complainer_or_a_bounced_reader_is_skipped_not_sent() {
-    use crate::smtp_server::Behaviour;
+    use crate::support::smtp_server::Behaviour;
     use std::time::Duration;
     let app = app_with_webhook().await;
     let readers = add_confirmed_readers(&app, "inflight", 2).await;
     let complainer = readers[0].clone();
-    let newcomer = crate::helpers::unique_email();
+    let newcomer = crate::support::app::unique_email();
     // The server defers both, so their emails wait in the queue for a retry.
     app.smtp().set_behaviour(Behaviour::RejectRcpt {
         code: 451,
@@ -225,7 +225,7 @@ async fn queued_mail_to_a_complainer_or_a_bounced_reader_is_skipped_not_sent() {
     .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     app.smtp().set_behaviour(Behaviour::Accept);
-    let records = super::wait_until_settled(&app, Duration::from_secs(30)).await;
+    let records = app.wait_until_settled(Duration::from_secs(30)).await;
     let status_of = |email: &str| -> Vec<String> {
         records
             .iter()

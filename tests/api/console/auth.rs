@@ -6,9 +6,9 @@ use std::time::Duration;
 use spacedigest::db::operators;
 
 use super::{Browser, OPERATOR_EMAIL, OPERATOR_PASSWORD, assert_sent_to_login, create_operator};
-use crate::helpers::{Mail, TestApp, hidden_field, spawn_app, spawn_app_with, urlencode};
+use crate::support::app::{Mail, TestApp, hidden_field, spawn_app, spawn_app_with, urlencode};
 
-fn session_cookie(answer: &crate::helpers::Answer) -> Option<String> {
+fn session_cookie(answer: &crate::support::app::Answer) -> Option<String> {
     answer
         .headers
         .get_all("set-cookie")
@@ -247,7 +247,7 @@ async fn login_attempts_are_limited_per_account_and_ip_without_locking_out_the_o
                 .send()
                 .await
                 .unwrap();
-            crate::helpers::Answer::from(response).await
+            crate::support::app::Answer::from(response).await
         }
     };
     let attacker = "203.0.113.5";
@@ -312,7 +312,7 @@ async fn cookies_are_http_only_same_site_strict_and_secure_under_https() {
         .1
         .to_owned();
     let token = hidden_field(&page.body, "csrf_token");
-    let answer = crate::helpers::Answer::from(
+    let answer = crate::support::app::Answer::from(
         app.client
             .post(format!("{}/admin/login", app.address))
             .header("cookie", format!("__Host-spacedigest_login={login_value}"))

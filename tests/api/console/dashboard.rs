@@ -7,8 +7,8 @@ use spacedigest::db::states::{EmailKind, EmailStatus};
 use spacedigest::db::{self, subscribers, subscriptions};
 
 use super::{Browser, assert_sent_to_login};
-use crate::digest::{add_story, cli};
-use crate::helpers::{TestApp, spawn_app, unique_email};
+use crate::support::app::{TestApp, spawn_app, unique_email};
+use crate::support::{add_story, cli};
 
 async fn queue_row(app: &TestApp, status: EmailStatus, attempts: i32, finished: bool) {
     app.db(move |conn| {

@@ -8,9 +8,9 @@ use diesel::prelude::*;
 use spacedigest::db::schema::{digest_issues, outbound_emails};
 
 use super::{Browser, assert_sent_to_login};
-use crate::digest::{add_confirmed_readers, add_story, cli};
-use crate::helpers::{Answer, Mail, TestApp, spawn_app, spawn_app_with, urlencode};
-use crate::smtp_server::{Behaviour, SmtpServer, free_port};
+use crate::support::app::{Answer, Mail, TestApp, spawn_app, spawn_app_with, urlencode};
+use crate::support::smtp_server::{Behaviour, SmtpServer, free_port};
+use crate::support::{add_confirmed_readers, add_story, cli};
 
 const DAY: &str = "2026-11-20";
 pub(super) const DAY_QUERY: &str = "newsletter=space-daily&date=2026-11-20";

@@ -4,7 +4,7 @@ use spacedigest::db::feeds::{self, Feed};
 
 use super::stories::{FixtureServer, dead_url};
 use super::{Browser, assert_sent_to_login};
-use crate::helpers::{TestApp, spawn_app, urlencode};
+use crate::support::app::{TestApp, spawn_app, urlencode};
 
 async fn all_feeds(app: &TestApp) -> Vec<Feed> {
     app.db(feeds::all).await

@@ -14,7 +14,7 @@ mod subscribers;
 use spacedigest::console::OperatorPassword;
 use spacedigest::db::{self, operators};
 
-use crate::helpers::{Answer, TestApp, hidden_field, urlencode};
+use crate::support::app::{Answer, TestApp, hidden_field, urlencode};
 
 /// The operator every console test logs in as.
 pub const OPERATOR_EMAIL: &str = "ops@spacedigest.test";

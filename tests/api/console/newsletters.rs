@@ -3,7 +3,7 @@
 use spacedigest::db::newsletters::{self, Newsletter};
 
 use super::{Browser, assert_sent_to_login};
-use crate::helpers::{TestApp, spawn_app};
+use crate::support::app::{TestApp, spawn_app};
 
 async fn by_slug(app: &TestApp, slug: &'static str) -> Option<Newsletter> {
     app.db(move |conn| newsletters::by_slugs(conn, &[slug.to_owned()]))
@@ -63,7 +63,7 @@ async fn a_newsletter_is_created_listed_and_edited() {
     assert!(list.body.contains("Europe/Berlin"));
 
     // A confirmed reader shows in the count.
-    let email = crate::helpers::unique_email();
+    let email = crate::support::app::unique_email();
     app.sign_up(&email).await;
     let mail = app.emails(1).await.remove(0);
     app.confirm_via(&app.confirmation_link(&mail)).await;

@@ -3,7 +3,7 @@
 //! Each area's own tests check that a refused request changed nothing.
 
 use super::{Browser, assert_sent_to_login};
-use crate::helpers::spawn_app;
+use crate::support::app::spawn_app;
 
 /// Every console page (GET), with ids that exist in the test below.
 const PAGES: &[&str] = &[

@@ -11,8 +11,8 @@ use spacedigest::db::{self};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Browser, assert_sent_to_login};
-use crate::helpers::{Answer, TestApp, spawn_app};
-use crate::smtp_server::free_port;
+use crate::support::app::{Answer, TestApp, spawn_app};
+use crate::support::smtp_server::free_port;
 
 pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(
@@ -658,7 +658,7 @@ async fn every_stories_form_refuses_a_missing_or_wrong_csrf_token() {
     let server = FixtureServer::serving("rss2.xml").await;
     let import = format!(
         "url={}&newsletter=space-daily",
-        crate::helpers::urlencode(&server.url)
+        crate::support::app::urlencode(&server.url)
     );
     let story = "newsletter=space-daily&title=Forged&url=https%3A%2F%2Fexample.com%2Fforged&published_at=2026-11-20T09%3A00";
 

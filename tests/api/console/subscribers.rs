@@ -11,8 +11,8 @@ use spacedigest::db::states::{EmailKind, EmailStatus};
 use spacedigest::db::{self, subscribers as stored, subscriptions as stored_subscriptions};
 
 use super::{Browser, assert_sent_to_login};
-use crate::digest::{add_confirmed_readers, cli};
-use crate::helpers::{Answer, TestApp, spawn_app, unique_email};
+use crate::support::app::{Answer, TestApp, spawn_app, unique_email};
+use crate::support::{add_confirmed_readers, cli};
 
 /// A reader who signed up through the form and confirmed; returns their id.
 async fn confirmed_reader(app: &TestApp, email: &str, mails_so_far: usize) -> i64 {

@@ -4,7 +4,7 @@ use std::process::Output;
 
 use super::verifier::{self, PublicKey, verify};
 use super::{dkim_with, mail_to, send_todays_digest, sign_up_and_confirm};
-use crate::helpers::{Mail, TestDatabase, spawn_app_with, unique_email};
+use crate::support::app::{Mail, TestDatabase, spawn_app_with, unique_email};
 
 /// Headers the signature must cover on every email.
 const REQUIRED: &[&str] = &[
@@ -203,13 +203,17 @@ fn dkim_settings_are_both_or_neither_and_a_bad_key_stops_the_program() {
 
 #[tokio::test]
 async fn a_signed_digest_reaches_every_reader_once_and_every_copy_verifies() {
-    let readers = if crate::figures::full() { 2000 } else { 300 };
+    let readers = if crate::support::figures::full() {
+        2000
+    } else {
+        300
+    };
     let app = spawn_app_with(Mail::Server, |s| {
         s.dkim = Some(dkim_with("test_key_rsa_pkcs1.pem", "sd2026", None));
     })
     .await;
     let key = verifier::public_key("test_key_rsa_pkcs1.pem");
-    let emails = crate::digest::add_confirmed_readers(&app, "signed", readers).await;
+    let emails = crate::support::add_confirmed_readers(&app, "signed", readers).await;
     let started = std::time::Instant::now();
     send_todays_digest(&app).await;
     let mails = app
@@ -221,7 +225,7 @@ async fn a_signed_digest_reaches_every_reader_once_and_every_copy_verifies() {
         .iter()
         .filter_map(|m| verify(&m.data, &key).err())
         .collect();
-    crate::figures::report(
+    crate::support::figures::report(
         "dkim-digest",
         &format!(
             "{readers} signed digests (RSA 2048) in {:.2} s ({:.0}/s, debug build); {} failed verification",

@@ -11,9 +11,9 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use spacedigest::config::DkimSettings;
 
-use crate::digest::add_story;
-use crate::helpers::TestApp;
-use crate::smtp_server::{ReceivedMessage, SmtpServer};
+use crate::support::app::TestApp;
+use crate::support::smtp_server::{ReceivedMessage, SmtpServer};
+use crate::support::{add_story, queue_issue};
 
 /// DKIM settings for a key file beside this module.
 pub fn dkim_with(file: &str, selector: &str, domain: Option<&str>) -> DkimSettings {
@@ -59,14 +59,7 @@ pub async fn send_todays_digest(app: &TestApp) {
     )
     .await;
     let date: NaiveDate = published.date();
-    let settings = app.settings.clone();
-    let outcome = app
-        .db(move |c| {
-            let newsletter =
-                spacedigest::db::newsletters::by_slugs(c, &["space-daily".into()])?.remove(0);
-            Ok(spacedigest::digest::send(c, &settings, &newsletter, date).unwrap())
-        })
-        .await;
+    let outcome = queue_issue(app, date).await;
     assert!(
         matches!(
             outcome,

@@ -7,9 +7,9 @@ use spacedigest::config::SmtpUrl;
 use super::verifier::{self, verify};
 use super::{dkim_with, mail_to, send_todays_digest, sign_up_and_confirm};
 use crate::console::Browser;
-use crate::digest::cli;
-use crate::helpers::{Mail, spawn_app_with, unique_email};
-use crate::smtp_server::SmtpServer;
+use crate::support::app::{Mail, spawn_app_with, unique_email};
+use crate::support::cli;
+use crate::support::smtp_server::SmtpServer;
 
 const TRANSACTIONAL_FROM: &str = "Space Daily Accounts <accounts@spacedigest.test>";
 const DIGEST_FROM: &str = "Space Daily <daily@news.spacedigest.test>";

@@ -1,5 +1,5 @@
 //! The database going away under load: PostgreSQL restarted or stopped mid-send and
-//! during signups (each test on a private cluster, `crate::pg_cluster`, since the shared
+//! during signups (each test on a private cluster, `crate::support::pg_cluster`, since the shared
 //! server must stay up for every other test), and SQLite locked by another process.
 
 mod pg_down_signups;
@@ -11,23 +11,9 @@ use spacedigest::config::{DatabaseUrl, Settings};
 
 use std::time::Duration;
 
-use crate::helpers::{Backend, Mail, TestApp, backend, spawn_app_with, unique_email};
-use crate::pg_cluster::PgCluster;
-use crate::smtp_server::ReceivedMessage;
-
-/// True when this run of the suite uses `wanted`; otherwise says in one line why `test`
-/// does not apply, so a pass never hides that it skipped something.
-pub fn runs_on(wanted: Backend, test: &str) -> bool {
-    if backend() == wanted {
-        return true;
-    }
-    let (only, this) = match wanted {
-        Backend::Postgres => ("PostgreSQL", "SQLite"),
-        Backend::Sqlite => ("SQLite", "PostgreSQL"),
-    };
-    println!("{test}: applies to {only} only; nothing to check in the {this} pass");
-    false
-}
+use crate::support::app::{Mail, TestApp, mail_to_within, spawn_app_with, unique_email};
+use crate::support::pg_cluster::PgCluster;
+use crate::support::smtp_server::ReceivedMessage;
 
 /// The app on a database of its own in `cluster`, with a fresh SMTP server.
 pub async fn app_on_cluster(cluster: &PgCluster, configure: impl FnOnce(&mut Settings)) -> TestApp {
@@ -183,15 +169,7 @@ impl ReadersWithLinks {
     }
 }
 
-/// Waits for `n` emails to `email`.
+/// Waits for `n` emails to `email`, longer than elsewhere: the database has just come back.
 pub async fn mail_to(app: &TestApp, email: &str, n: usize) -> Vec<ReceivedMessage> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let mails = app.smtp().messages_to(email);
-        if mails.len() >= n {
-            return mails;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no mail to {email}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    mail_to_within(app, email, n, Duration::from_secs(30)).await
 }

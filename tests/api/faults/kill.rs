@@ -20,9 +20,9 @@ use spacedigest::db::schema::outbound_emails;
 use tokio::time::Instant;
 
 use super::smtp::{DAY, story_time};
-use crate::digest::{add_confirmed_readers, add_story};
-use crate::helpers::{TestApp, spawn_app};
-use crate::smtp_server::Behaviour;
+use crate::support::app::{TestApp, spawn_app};
+use crate::support::smtp_server::Behaviour;
+use crate::support::{add_confirmed_readers, add_story, binary};
 
 const CONCURRENCY: usize = 8;
 const IN_FLIGHT: usize = 16;
@@ -39,14 +39,9 @@ fn seed(default: u64) -> u64 {
 
 /// `digest send` as an operator runs it, against the app's database and mail server.
 fn digest_send(app: &TestApp) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_spacedigest"));
+    let mut command = binary(app);
     command
         .args(["digest", "send", "--date", DAY])
-        .current_dir(app.database.dir())
-        .env_clear()
-        .env("SPACEDIGEST_DATABASE_URL", app.database.url_string())
-        .env("SPACEDIGEST_BASE_URL", &app.address)
-        .env("SPACEDIGEST_SMTP_URL", app.smtp().url())
         .env("SPACEDIGEST_LOG", "warn")
         .env("SPACEDIGEST_SEND_CONCURRENCY", CONCURRENCY.to_string())
         .env("SPACEDIGEST_SEND_IN_FLIGHT", IN_FLIGHT.to_string())
@@ -120,7 +115,7 @@ async fn nothing_unrecorded_in_flight(
 
 #[tokio::test]
 async fn killing_the_sender_at_random_points_loses_nobody_and_repeats_only_what_was_in_flight() {
-    let (readers, kills) = if crate::figures::full() {
+    let (readers, kills) = if crate::support::figures::full() {
         (5000, 20)
     } else {
         (1000, 3)
@@ -143,7 +138,12 @@ async fn killing_the_sender_at_random_points_loses_nobody_and_repeats_only_what_
         .set_behaviour(Behaviour::SlowDataReply(Duration::from_millis(20)));
 
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(if crate::figures::full() { 600 } else { 120 });
+    let deadline = started
+        + Duration::from_secs(if crate::support::figures::full() {
+            600
+        } else {
+            120
+        });
     let mut landed: Vec<Kill> = Vec::new();
     let mut left_unrecorded: HashMap<i64, NaiveDateTime> = HashMap::new();
     let mut deferred = 0;
@@ -217,7 +217,7 @@ async fn killing_the_sender_at_random_points_loses_nobody_and_repeats_only_what_
         })
         .await;
     let stdout = String::from_utf8_lossy(&last.stdout).into_owned();
-    crate::figures::report(
+    crate::support::figures::report(
         "kill-sender",
         &format!(
             "seed {seed}: {readers} readers, {} SIGKILLs at delivered counts {:?} (landed at \
@@ -313,7 +313,7 @@ async fn while_outcomes_cannot_be_recorded_sending_stops_at_the_in_flight_limit(
     // cannot take the records, that must not grow past the limit.
     const READERS: usize = 300;
     const SMALL_IN_FLIGHT: usize = 8;
-    let app = crate::helpers::spawn_app_with(crate::helpers::Mail::Server, |settings| {
+    let app = crate::support::app::spawn_app_with(crate::support::app::Mail::Server, |settings| {
         settings.delivery.concurrency = 4;
         settings.delivery.in_flight = SMALL_IN_FLIGHT;
     })
@@ -343,9 +343,9 @@ async fn while_outcomes_cannot_be_recorded_sending_stops_at_the_in_flight_limit(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let still = app.smtp().message_count();
     drop(held);
-    let records = super::smtp::wait_until_settled(&app, Duration::from_secs(60)).await;
+    let records = app.wait_until_settled(Duration::from_secs(60)).await;
     let unrecorded = delivered - sent_rows;
-    crate::figures::report(
+    crate::support::figures::report(
         "in-flight-while-recording-stalls",
         &format!(
             "{READERS} readers, in-flight {SMALL_IN_FLIGHT}, the queue's write lock held for 2 \

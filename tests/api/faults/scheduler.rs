@@ -16,8 +16,8 @@ use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::console::Browser;
-use crate::digest::{add_confirmed_readers, add_story, cli};
-use crate::helpers::{TestApp, spawn_app, urlencode};
+use crate::support::app::{TestApp, spawn_app, urlencode};
+use crate::support::{add_confirmed_readers, add_story, binary, cli};
 
 const READERS: usize = 20;
 /// The console's day; any day with stories will do.
@@ -48,7 +48,7 @@ impl Tally {
 
 #[tokio::test]
 async fn the_scheduler_firing_twice_sends_one_issue_once_to_each_reader() {
-    let full = crate::figures::full();
+    let full = crate::support::figures::full();
     let (in_process_races, process_races) = if full { (20, 10) } else { (3, 2) };
     let mut in_process = Vec::new();
     for _ in 0..in_process_races {
@@ -70,7 +70,7 @@ async fn the_scheduler_firing_twice_sends_one_issue_once_to_each_reader() {
             tallies.len() * READERS
         )
     };
-    crate::figures::report(
+    crate::support::figures::report(
         "scheduler-twice",
         &format!(
             "{READERS} readers; 3 schedulers and 2 direct sends at once in one process: {}; \
@@ -91,7 +91,11 @@ async fn the_scheduler_firing_twice_sends_one_issue_once_to_each_reader() {
 
 #[tokio::test]
 async fn send_now_in_the_console_racing_digest_send_sends_once() {
-    let races = if crate::figures::full() { 20 } else { 3 };
+    let races = if crate::support::figures::full() {
+        20
+    } else {
+        3
+    };
     let seed = std::env::var("SPACEDIGEST_TEST_SEED")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
@@ -108,7 +112,7 @@ async fn send_now_in_the_console_racing_digest_send_sends_once() {
     }
     let exact = tallies.iter().filter(|t| t.is_exact()).count();
     let emails: usize = tallies.iter().map(|t| t.emails).sum();
-    crate::figures::report(
+    crate::support::figures::report(
         "console-and-cli-send",
         &format!(
             "{exact}/{races} races exact, {READERS} readers each ({emails} emails for {} \
@@ -135,7 +139,7 @@ async fn race_in_one_process() -> Tally {
             tokio::spawn(spacedigest::digest::scheduler::run_scheduler(
                 app.pool.clone(),
                 app.settings.clone(),
-                spacedigest::delivery::QueueSignal::default(),
+                spacedigest::queue_signal::QueueSignal::default(),
                 stop.clone(),
             ))
         })
@@ -171,14 +175,9 @@ async fn race_two_serve_processes() -> (Tally, usize) {
     app.stop().await;
     let readers = due_today_with_readers(&app).await;
     let spawn = || {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_spacedigest"))
+        tokio::process::Command::from(binary(&app))
             .arg("serve")
-            .current_dir(app.database.dir())
-            .env_clear()
-            .env("SPACEDIGEST_DATABASE_URL", app.database.url_string())
             .env("SPACEDIGEST_LISTEN", "127.0.0.1:0")
-            .env("SPACEDIGEST_BASE_URL", &app.address)
-            .env("SPACEDIGEST_SMTP_URL", app.smtp().url())
             .env(
                 "SPACEDIGEST_LOG",
                 "warn,spacedigest::app=info,spacedigest::digest=info",

@@ -10,14 +10,13 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use spacedigest::config::Settings;
-use spacedigest::db::outbound::EmailRecord;
 use spacedigest::delivery::backoff;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::digest::{add_confirmed_readers, add_story};
-use crate::helpers::{Mail, TestApp, spawn_app_with};
-use crate::smtp_server::{Behaviour, SmtpServer, free_port};
+use crate::support::app::{Mail, TestApp, spawn_app_with};
+use crate::support::smtp_server::{Behaviour, SmtpServer, free_port};
+use crate::support::{add_confirmed_readers, add_story, queue_issue};
 
 /// The day every fault test's issue is for.
 pub const DAY: &str = "2026-11-20";
@@ -40,38 +39,10 @@ pub async fn queue_digest(app: &TestApp) -> i64 {
 
 /// Queues `day`'s issue.
 async fn queue_digest_for(app: &TestApp, day: chrono::NaiveDate) -> i64 {
-    let settings = app.settings.clone();
-    let outcome = app
-        .db(move |c| {
-            let newsletter =
-                spacedigest::db::newsletters::by_slugs(c, &["space-daily".into()])?.remove(0);
-            Ok(spacedigest::digest::send(c, &settings, &newsletter, day)
-                .expect("the issue is queued"))
-        })
-        .await;
+    let outcome = queue_issue(app, day).await;
     match outcome {
         spacedigest::digest::SendOutcome::Queued { issue_id, .. } => issue_id,
         other => panic!("nothing was queued: {other:?}"),
-    }
-}
-
-/// Waits, up to `within`, until no queued email is still pending; returns every row.
-pub async fn wait_until_settled(app: &TestApp, within: Duration) -> Vec<EmailRecord> {
-    let deadline = Instant::now() + within;
-    loop {
-        let records = app.outbound().await;
-        if records.iter().all(|r| r.status.as_str() != "pending") {
-            return records;
-        }
-        let pending = records
-            .iter()
-            .filter(|r| r.status.as_str() == "pending")
-            .count();
-        assert!(
-            Instant::now() < deadline,
-            "the queue did not settle within {within:?}: {pending} still pending"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -269,7 +240,7 @@ async fn a_server_slow_within_the_timeout_never_gets_a_copy_twice() {
     add_story(&app, "Slow story", "", story_time()).await;
     let readers = add_confirmed_readers(&app, "slow", EMAILS).await;
     queue_digest(&app).await;
-    let records = wait_until_settled(&app, Duration::from_secs(60)).await;
+    let records = app.wait_until_settled(Duration::from_secs(60)).await;
     // Every row has an outcome, but claims may still wait in the worker: let it go quiet.
     let mut transactions = app.smtp().rcpt_attempts();
     loop {
@@ -288,7 +259,7 @@ async fn a_server_slow_within_the_timeout_never_gets_a_copy_twice() {
     let twice = copies.values().filter(|n| **n > 1).count();
     let attempts: i32 = records.iter().map(|r| r.attempts).sum();
     let rcpts = app.smtp().rcpt_attempts();
-    crate::figures::report(
+    crate::support::figures::report(
         "smtp-slow-within-timeout",
         &format!(
             "{EMAILS} digests through 1 session, replies {} ms (timeout 1 s, lease 2 s): lost \
@@ -355,14 +326,14 @@ async fn a_reader_deferred_across_many_issues_gets_every_one_of_them() {
     )
     .await;
     app.smtp().set_behaviour(Behaviour::Accept);
-    let records = wait_until_settled(&app, Duration::from_secs(60)).await;
+    let records = app.wait_until_settled(Duration::from_secs(60)).await;
     let got = |reader: &str| app.smtp().messages_to(reader).len();
     let failed: Vec<String> = records
         .iter()
         .filter(|r| r.status.as_str() == "failed")
         .map(|r| r.last_error.clone().unwrap_or_default())
         .collect();
-    crate::figures::report(
+    crate::support::figures::report(
         "smtp-4xx-across-issues",
         &format!(
             "{ISSUES} issues (a worker keeps 64 prepared); the reader deferred with 451 until \
@@ -469,7 +440,7 @@ async fn exercise(fault: Fault) {
         // to show that nothing is tried again.
         (_, End::Refused(_) | End::GaveUp) => {}
     }
-    let records = wait_until_settled(&app, Duration::from_secs(30)).await;
+    let records = app.wait_until_settled(Duration::from_secs(30)).await;
     if !matches!(fault.end, End::Delivered) {
         app.smtp().set_behaviour(Behaviour::Accept);
     }
@@ -526,7 +497,7 @@ async fn exercise(fault: Fault) {
             .join("/")
     };
     let attempts_made: Vec<usize> = recipients.iter().map(|r| seen[r].len()).collect();
-    crate::figures::report(
+    crate::support::figures::report(
         &format!("smtp-{}", fault.name),
         &format!(
             "{} emails ({READERS} digests, 1 confirmation): lost {lost}, duplicates \

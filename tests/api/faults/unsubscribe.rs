@@ -16,10 +16,10 @@ use spacedigest::db::schema::outbound_emails;
 use spacedigest::tokens::UnsubscribeScope;
 use tokio::time::Instant;
 
-use super::smtp::{queue_digest, story_time, wait_until_settled};
-use crate::digest::{add_confirmed_readers, add_story};
-use crate::helpers::{Mail, TestApp, spawn_app_with};
-use crate::smtp_server::Behaviour;
+use super::smtp::{queue_digest, story_time};
+use crate::support::app::{Mail, TestApp, spawn_app_with};
+use crate::support::smtp_server::Behaviour;
+use crate::support::{add_confirmed_readers, add_story};
 
 const CONCURRENCY: usize = 4;
 const IN_FLIGHT: usize = 8;
@@ -44,7 +44,7 @@ struct Leaver {
 
 #[tokio::test]
 async fn after_an_unsubscribe_answers_sends_to_that_reader_stay_within_the_in_flight_window() {
-    let (readers, batches) = if crate::figures::full() {
+    let (readers, batches) = if crate::support::figures::full() {
         (3000, 20)
     } else {
         (600, 5)
@@ -123,7 +123,7 @@ async fn after_an_unsubscribe_answers_sends_to_that_reader_stay_within_the_in_fl
         }
     }
     app.smtp().set_behaviour(Behaviour::Accept);
-    let records = wait_until_settled(&app, Duration::from_secs(120)).await;
+    let records = app.wait_until_settled(Duration::from_secs(120)).await;
 
     let mut copies: HashMap<String, Vec<Instant>> = HashMap::new();
     for (at, message) in app.smtp().messages_with_arrival() {
@@ -175,7 +175,7 @@ async fn after_an_unsubscribe_answers_sends_to_that_reader_stay_within_the_in_fl
         .filter(|(email, _)| !left.contains_key(email.as_str()))
         .filter(|(email, _)| copies.get(email).map_or(0, Vec::len) != 1)
         .count();
-    crate::figures::report(
+    crate::support::figures::report(
         "unsubscribe-mid-send",
         &format!(
             "{readers} readers, {batches} batches of leavers; copies after the 200: near \

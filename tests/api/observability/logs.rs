@@ -4,10 +4,10 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::helpers::{spawn_app, unique_email, urlencode};
-use crate::smtp_server::free_port;
+use crate::support::app::{mail_to, spawn_app, unique_email, urlencode};
+use crate::support::smtp_server::free_port;
 
-use super::{list_unsubscribe, mail_to};
+use super::list_unsubscribe;
 
 /// The `span` objects of a JSON log line: the current span and its parents.
 fn spans(line: &serde_json::Value) -> Vec<&serde_json::Value> {
@@ -27,14 +27,10 @@ async fn json_logs_carry_request_and_delivery_spans_and_no_tokens() {
     app.stop().await; // the binary below serves this database and mail server
     let port = free_port();
     let address = format!("http://127.0.0.1:{port}");
-    let mut serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_spacedigest"))
+    let mut serve = tokio::process::Command::from(crate::support::binary(&app))
         .arg("serve")
-        .current_dir(app.database.dir())
-        .env_clear()
-        .env("SPACEDIGEST_DATABASE_URL", app.database.url_string())
         .env("SPACEDIGEST_LISTEN", format!("127.0.0.1:{port}"))
         .env("SPACEDIGEST_BASE_URL", &address)
-        .env("SPACEDIGEST_SMTP_URL", app.smtp().url())
         .env("SPACEDIGEST_LOG_FORMAT", "json")
         .env("SPACEDIGEST_LOG", "debug")
         .env("SPACEDIGEST_HTTP_WORKERS", "1")
@@ -47,19 +43,7 @@ async fn json_logs_carry_request_and_delivery_spans_and_no_tokens() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while client
-        .get(format!("{address}/health_check"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "serve never answered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::support::wait_until_answering(&address, Duration::from_secs(30)).await;
 
     // A reader's whole path, tokens in query strings and bodies included.
     let email = unique_email();

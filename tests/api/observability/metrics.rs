@@ -10,10 +10,10 @@ use diesel::prelude::*;
 use spacedigest::db::schema::outbound_emails;
 use spacedigest::observability::{Metrics, listener};
 
-use super::{list_unsubscribe, mail_to, scrape, scrape_until};
-use crate::digest::{add_confirmed_readers, add_story};
-use crate::helpers::{Mail, TestApp, spawn_app, spawn_app_with, unique_email};
-use crate::smtp_server::{Behaviour, free_port};
+use super::{list_unsubscribe, scrape, scrape_until};
+use crate::support::app::{Mail, TestApp, mail_to, spawn_app, spawn_app_with, unique_email};
+use crate::support::smtp_server::{Behaviour, free_port};
+use crate::support::{add_confirmed_readers, add_story, binary, queue_issue};
 
 const TOKEN: &str = "scrape-token-for-the-tests-0123456789";
 const DAY: (i32, u32, u32) = (2026, 11, 20);
@@ -24,13 +24,7 @@ fn day() -> NaiveDate {
 
 /// Queues the day's digest for every confirmed reader, as `digest send` does.
 async fn send_digest(app: &TestApp) {
-    let settings = app.settings.clone();
-    app.db(move |c| {
-        let newsletter =
-            spacedigest::db::newsletters::by_slugs(c, &["space-daily".into()])?.remove(0);
-        Ok(spacedigest::digest::send(c, &settings, &newsletter, day()).unwrap())
-    })
-    .await;
+    queue_issue(app, day()).await;
 }
 
 /// The last error of the newest email to `email`, once it has one.
@@ -361,13 +355,8 @@ async fn a_worker_process_exposes_its_counters_on_its_metrics_listener() {
     add_confirmed_readers(&app, "worker-metrics", 3).await;
     send_digest(&app).await;
     let port = free_port();
-    let worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_spacedigest"))
+    let worker = tokio::process::Command::from(binary(&app))
         .arg("worker")
-        .current_dir(app.database.dir())
-        .env_clear()
-        .env("SPACEDIGEST_DATABASE_URL", app.database.url_string())
-        .env("SPACEDIGEST_BASE_URL", &app.address)
-        .env("SPACEDIGEST_SMTP_URL", app.smtp().url())
         .env("SPACEDIGEST_METRICS_LISTEN", format!("127.0.0.1:{port}"))
         .env("SPACEDIGEST_LOG", "warn")
         .stderr(std::process::Stdio::piped())

@@ -6,8 +6,7 @@ mod metrics;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::helpers::TestApp;
-use crate::smtp_server::ReceivedMessage;
+use crate::support::smtp_server::ReceivedMessage;
 
 /// One scrape, parsed from the Prometheus/OpenMetrics text.
 pub struct Scrape {
@@ -120,19 +119,6 @@ pub async fn scrape_until(
             scraped.text
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits for `n` emails to `email`.
-pub async fn mail_to(app: &TestApp, email: &str, n: usize) -> Vec<ReceivedMessage> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let mails = app.smtp().messages_to(email);
-        if mails.len() >= n {
-            return mails;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no mail to {email}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -2,11 +2,9 @@
 //! the suite with `--show-output`) and, when `SPACEDIGEST_TEST_FIGURES_FILE` names a file,
 //! appended to it as one JSON line, from which `scripts/testing-figures` rebuilds the
 //! table in `TESTING.md`.
-#![allow(dead_code)]
-
 use std::io::Write;
 
-use crate::helpers::{Backend, backend};
+use crate::support::app::{Backend, backend};
 
 /// Names the file figures are appended to.
 pub const FIGURES_FILE_VAR: &str = "SPACEDIGEST_TEST_FIGURES_FILE";

@@ -1,12 +1,10 @@
 //! A tiny HTTP/1.1 server for the fetch tests: a fixed answer per path (the query is
 //! ignored), on one or more addresses at one port, counting every connection it accepts
 //! (a refused fetch must not even connect).
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -51,7 +49,6 @@ pub struct HttpServer {
     /// The addresses it listens on.
     pub addresses: Vec<IpAddr>,
     connections: Arc<AtomicUsize>,
-    paths: Arc<Mutex<Vec<String>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -76,16 +73,14 @@ impl HttpServer {
                 .collect(),
         );
         let connections = Arc::new(AtomicUsize::new(0));
-        let paths = Arc::new(Mutex::new(Vec::new()));
         let tasks = listeners
             .into_iter()
             .map(|listener| {
-                let (routes, connections, paths) =
-                    (routes.clone(), connections.clone(), paths.clone());
+                let (routes, connections) = (routes.clone(), connections.clone());
                 tokio::spawn(async move {
                     while let Ok((stream, _)) = listener.accept().await {
                         connections.fetch_add(1, Ordering::SeqCst);
-                        tokio::spawn(answer(stream, routes.clone(), paths.clone()));
+                        tokio::spawn(answer(stream, routes.clone()));
                     }
                 })
             })
@@ -94,7 +89,6 @@ impl HttpServer {
             port,
             addresses,
             connections,
-            paths,
             tasks,
         }
     }
@@ -102,11 +96,6 @@ impl HttpServer {
     /// Connections accepted so far, on every address.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
-    }
-
-    /// The paths requested so far.
-    pub fn paths(&self) -> Vec<String> {
-        self.paths.lock().unwrap().clone()
     }
 
     /// True when it listens on `ip` too.
@@ -128,11 +117,7 @@ impl Drop for HttpServer {
     }
 }
 
-async fn answer(
-    mut stream: TcpStream,
-    routes: Arc<HashMap<String, Reply>>,
-    paths: Arc<Mutex<Vec<String>>>,
-) {
+async fn answer(mut stream: TcpStream, routes: Arc<HashMap<String, Reply>>) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -148,7 +133,6 @@ async fn answer(
         .and_then(|l| l.split_whitespace().nth(1))
         .unwrap_or("/")
         .to_owned();
-    paths.lock().unwrap().push(path.clone());
     // The query only tells requests apart; the path picks the answer.
     let route = path.split('?').next().unwrap_or_default();
     let reply = routes

@@ -5,8 +5,6 @@
 //!
 //! `initdb` refuses to run as root, so as root every `initdb`/`pg_ctl` runs as the
 //! `postgres` system user (`runuser`), which owns the directory; otherwise they run as us.
-#![allow(dead_code)]
-
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -64,7 +62,7 @@ impl PgCluster {
         let cluster = Self {
             bin,
             dir,
-            port: crate::smtp_server::free_port(),
+            port: crate::support::smtp_server::free_port(),
             as_postgres_user,
         };
         if as_postgres_user {
@@ -104,11 +102,6 @@ impl PgCluster {
         std::fs::write(&conf, text).expect("postgresql.conf is writable");
         cluster.pg_ctl_blocking(&["start"]);
         cluster
-    }
-
-    /// The cluster's port on 127.0.0.1.
-    pub fn port(&self) -> u16 {
-        self.port
     }
 
     /// A URL for database `name` (`postgres` exists from the start).

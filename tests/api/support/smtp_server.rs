@@ -17,12 +17,9 @@
 //! let msgs = smtp.wait_for_messages(1, Duration::from_secs(5)).await;
 //! let link = msgs[0].link_starting_with("http://127.0.0.1");
 //! ```
-#![allow(dead_code)]
-
 use std::collections::HashSet;
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -72,11 +69,6 @@ pub enum Behaviour {
     /// Accept the envelope, read the whole message, then reply `code text`
     /// to the end-of-data dot instead of 250.
     RejectData { code: u16, text: String },
-    /// Reply `code text` to every MAIL FROM.
-    RejectMailFrom { code: u16, text: String },
-    /// Reply `code text` to AUTH after reading the credentials (which are
-    /// still recorded, see [`SmtpServer::auth_credentials`]).
-    RejectAuth { code: u16, text: String },
     /// Read the whole message, then close the TCP connection without
     /// replying: the client cannot know whether the message was delivered.
     DropAfterData,
@@ -133,7 +125,6 @@ struct Shared {
     /// When each of `messages` was stored, in the same order.
     arrivals: Mutex<Vec<Instant>>,
     commands: Mutex<Vec<CommandLine>>,
-    auths: Mutex<Vec<(String, String)>>,
     rcpt_attempts: AtomicUsize,
     data_attempts: AtomicUsize,
     connections: AtomicUsize,
@@ -231,7 +222,6 @@ impl SmtpServer {
             messages: Mutex::new(Vec::new()),
             arrivals: Mutex::new(Vec::new()),
             commands: Mutex::new(Vec::new()),
-            auths: Mutex::new(Vec::new()),
             rcpt_attempts: AtomicUsize::new(0),
             data_attempts: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
@@ -245,19 +235,6 @@ impl SmtpServer {
         }
     }
 
-    /// Stops the server and waits until the listener and all connections are
-    /// closed. Dropping also stops it, but only as soon as the runtime gets to
-    /// it; use this when the next step of a test relies on the port being
-    /// closed ("the relay goes down").
-    pub async fn stop(mut self) {
-        if let Some(task) = self.accept_task.take() {
-            task.abort();
-            // The result is always a cancellation error; what matters is
-            // that the task, and with it every socket, is gone.
-            let _ = task.await;
-        }
-    }
-
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -267,18 +244,10 @@ impl SmtpServer {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
     /// Changes how the server answers from the next command on, on every
     /// connection.
     pub fn set_behaviour(&self, behaviour: Behaviour) {
         *lock(&self.shared.behaviour) = behaviour;
-    }
-
-    pub fn behaviour(&self) -> Behaviour {
-        self.shared.behaviour()
     }
 
     /// Messages accepted with 250 after DATA, in arrival order. Rejected or
@@ -345,12 +314,6 @@ impl SmtpServer {
     /// Number of TCP connections accepted, to check connection reuse.
     pub fn connection_count(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
-    }
-
-    /// (username, password) of every AUTH PLAIN/LOGIN attempt, in order,
-    /// whatever the answer was.
-    pub fn auth_credentials(&self) -> Vec<(String, String)> {
-        lock(&self.shared.auths).clone()
     }
 
     /// Waits until at least `n` messages have been accepted and returns all
@@ -591,7 +554,7 @@ where
                 self.transaction = None;
                 self.reply(250, "localhost").await?;
             }
-            "MAIL" => self.mail(args, &behaviour).await?,
+            "MAIL" => self.mail(args).await?,
             "RCPT" => self.rcpt(args, &behaviour).await?,
             "DATA" => return self.data().await,
             "AUTH" => return self.auth(args).await,
@@ -612,7 +575,7 @@ where
         Ok(Flow::Continue)
     }
 
-    async fn mail(&mut self, args: &str, behaviour: &Behaviour) -> io::Result<()> {
+    async fn mail(&mut self, args: &str) -> io::Result<()> {
         if !self.greeted {
             return self.reply(503, "5.5.1 Send EHLO/HELO first").await;
         }
@@ -622,9 +585,6 @@ where
         let Some(from) = parse_path(args, "FROM:") else {
             return self.reply(501, "5.5.4 Syntax: MAIL FROM:<address>").await;
         };
-        if let Behaviour::RejectMailFrom { code, text } = behaviour {
-            return self.reply(*code, text).await;
-        }
         self.transaction = Some(Transaction {
             mail_from: from,
             rcpt_to: Vec::new(),
@@ -706,11 +666,7 @@ where
                 self.shared.store(message);
                 self.reply(250, "2.0.0 OK: queued").await?;
             }
-            Behaviour::Accept
-            | Behaviour::RejectRcpt { .. }
-            | Behaviour::RejectRcptTo { .. }
-            | Behaviour::RejectMailFrom { .. }
-            | Behaviour::RejectAuth { .. } => {
+            Behaviour::Accept | Behaviour::RejectRcpt { .. } | Behaviour::RejectRcptTo { .. } => {
                 self.shared.store(message);
                 self.reply(250, "2.0.0 OK: queued").await?;
             }
@@ -811,18 +767,12 @@ where
                 return Ok(Flow::Continue);
             }
         };
-        let Some(credentials) = credentials else {
+        if credentials.is_none() {
             self.reply(501, "5.5.2 Cannot decode response").await?;
             return Ok(Flow::Continue);
-        };
-        lock(&self.shared.auths).push(credentials);
-        match self.shared.behaviour() {
-            Behaviour::RejectAuth { code, text } => self.reply(code, &text).await?,
-            _ => {
-                self.authenticated = true;
-                self.reply(235, "2.7.0 Authentication successful").await?;
-            }
         }
+        self.authenticated = true;
+        self.reply(235, "2.7.0 Authentication successful").await?;
         Ok(Flow::Continue)
     }
 

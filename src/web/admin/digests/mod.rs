@@ -11,6 +11,7 @@ mod progress;
 use actix_web::web;
 use chrono::{NaiveDate, NaiveDateTime};
 
+use super::format::thousands_separated;
 use super::{Console, ConsoleError};
 use crate::db::digests::{self, IssueCounts, IssueWithNewsletter, SendState};
 use crate::db::newsletters::{self, Newsletter};
@@ -211,25 +212,12 @@ fn service_error(error: ServiceError) -> ConsoleError {
     }
 }
 
-/// A number with thousands separators: 1,234,567.
-fn grouped(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 { format!("-{out}") } else { out }
-}
-
 /// "1 reader", "3 readers".
 fn readers(n: i64) -> String {
     if n == 1 {
         "1 reader".to_owned()
     } else {
-        format!("{} readers", grouped(n))
+        format!("{} readers", thousands_separated(n))
     }
 }
 
@@ -239,10 +227,10 @@ mod tests {
 
     #[test]
     fn numbers_are_grouped_by_thousands() {
-        assert_eq!(grouped(0), "0");
-        assert_eq!(grouped(999), "999");
-        assert_eq!(grouped(1000), "1,000");
-        assert_eq!(grouped(1_234_567), "1,234,567");
+        assert_eq!(thousands_separated(0), "0");
+        assert_eq!(thousands_separated(999), "999");
+        assert_eq!(thousands_separated(1000), "1,000");
+        assert_eq!(thousands_separated(1_234_567), "1,234,567");
         assert_eq!(readers(1), "1 reader");
         assert_eq!(readers(2500), "2,500 readers");
     }

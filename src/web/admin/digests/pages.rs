@@ -5,11 +5,12 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::{Day, Picker, badge, date_label, grouped, readers, service_error, utc_label};
+use super::{Day, Picker, badge, date_label, readers, service_error, utc_label};
 use crate::db::digests;
 use crate::digest::{self, Preview, SendOutcome};
 use crate::mail::templates::DigestStory;
 use crate::subscriptions::ServiceError;
+use crate::web::admin::format::thousands_separated;
 use crate::web::admin::{Console, ConsoleError, CsrfForm, Layout, render, render_with, see_other};
 use crate::web::form;
 
@@ -83,10 +84,10 @@ pub async fn list(console: Console, req: HttpRequest) -> Result<HttpResponse, Co
                 date_label: date_label(found.issue.issue_date),
                 stories: found.issue.story_count,
                 queued_at: found.issue.fanned_out_at.map(utc_label),
-                sent: grouped(counts.sent),
-                failed: grouped(counts.failed),
+                sent: thousands_separated(counts.sent),
+                failed: thousands_separated(counts.failed),
                 // Paused deliveries are still to go: the badge says why they wait.
-                remaining: grouped(counts.remaining() + counts.paused),
+                remaining: thousands_separated(counts.remaining() + counts.paused),
                 state,
                 badge,
             }

@@ -7,10 +7,11 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 use serde::Serialize;
 
-use super::{date_label, grouped, issue_from_path, utc_label};
+use super::{date_label, issue_from_path, utc_label};
 use crate::db::digests::{self, IssueCounts, IssueWithNewsletter, SendState};
 use crate::db::outbound::{self, PageStart, Recipient, RecipientFilter};
 use crate::db::states::EmailStatus;
+use crate::web::admin::format::thousands_separated;
 use crate::web::admin::{Console, ConsoleError, Layout, render};
 use crate::web::form;
 
@@ -69,7 +70,7 @@ impl Progress {
 
     /// A figure as the page shows it (the script formats the same way).
     fn shown(&self, n: &i64) -> String {
-        grouped(*n)
+        thousands_separated(*n)
     }
 
     /// The bar's maximum: a `<progress>` needs one above zero.
@@ -302,7 +303,7 @@ pub async fn page(
         .map(|f| FilterLink {
             key: f.as_str(),
             label: filter_label(f),
-            count: grouped(filter_count(&progress.counts, f)),
+            count: thousands_separated(filter_count(&progress.counts, f)),
             href: if f == RecipientFilter::All {
                 base.clone()
             } else {

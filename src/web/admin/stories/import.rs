@@ -11,7 +11,7 @@ use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde::Deserialize;
 use url::Url;
 
-use super::super::newsletters::{self as shared, NewsletterOption};
+use super::super::newsletter_select::{self as shared, NewsletterOption};
 use super::super::{Console, ConsoleError, CsrfForm, Layout, render, render_with};
 use super::day_url;
 use crate::db::newsletters::Newsletter;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{Got, chunked, head, socket_address, tally, write_whole_then_read};
 use crate::console::{OPERATOR_EMAIL, OPERATOR_PASSWORD, create_operator};
-use crate::helpers::{Mail, TestApp, hidden_field, spawn_app, spawn_app_with, urlencode};
+use crate::support::app::{Mail, TestApp, hidden_field, spawn_app, spawn_app_with, urlencode};
 
 const KIB: usize = 1024;
 /// The signup limit is 16 KiB; the largest still fits what the server reads to answer.
@@ -110,7 +110,7 @@ async fn thirty_oversized_form_and_json_signups_written_whole_each_get_a_readabl
     };
     let stored = app.count_subscribers().await;
     let queued = app.outbound().await.len();
-    crate::figures::report(
+    crate::support::figures::report(
         "oversized-signups",
         &format!(
             "{POSTS} posts of each kind, 17 KiB to 3 MiB, each written whole (head, 20 ms, \
@@ -283,7 +283,7 @@ async fn oversized_webhook_posts_console_forms_and_uploads_get_a_readable_413() 
                 .get_result(conn)
         })
         .await;
-    crate::figures::report(
+    crate::support::figures::report(
         "oversized-other-routes",
         &format!(
             "written whole (head, 20 ms, body) before reading: bounce webhook 300 KiB to 3 MiB \

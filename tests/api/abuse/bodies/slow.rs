@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::{Got, head, read_answer, socket_address, tally};
-use crate::helpers::{Mail, TestApp, spawn_app_with, unique_email, urlencode};
+use crate::support::app::{Mail, TestApp, spawn_app_with, unique_email, urlencode};
 
 const BODY_TIMEOUT: Duration = Duration::from_secs(2);
 const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
@@ -168,7 +168,7 @@ async fn trickled_bodies_are_cut_off_at_their_deadline_and_do_not_delay_an_ordin
             stored.push(email.clone());
         }
     }
-    crate::figures::report(
+    crate::support::figures::report(
         "slow-bodies",
         &format!(
             "{TRICKLERS} signups trickled a byte per {} ms after their head (body deadline {} s): \
@@ -256,7 +256,7 @@ async fn past_the_connection_cap_a_client_waits_for_a_free_connection() {
         held_for.push(holder.await.unwrap().after);
     }
     let after_holders = app.get("/health_check").await;
-    crate::figures::report(
+    crate::support::figures::report(
         "connection-cap",
         &format!(
             "cap {CAP} connections, {CAP} held by trickled bodies (cut off after {:.2}–{:.2} s): \

@@ -15,7 +15,7 @@ use super::{MEASURING, Timings, Verdict, ms, rng, trials, visible};
 use spacedigest::console::OperatorPassword;
 use spacedigest::db::{self, operators};
 
-use crate::helpers::{Answer, Mail, TestApp, hidden_field, spawn_app_with, urlencode};
+use crate::support::app::{Answer, Mail, TestApp, hidden_field, spawn_app_with, urlencode};
 
 /// Known and unknown addresses have the same length, so the page that shows the
 /// address typed back has the same length too; only that address differs.
@@ -123,7 +123,7 @@ async fn login_answers_and_their_timing_do_not_tell_whether_an_account_exists() 
 
     let verdict = Verdict::of(&NAMES, &timings, 0x5167_0004);
     let differing = answers.iter().filter(|(_, a)| *a != answers[0].1).count();
-    crate::figures::report(
+    crate::support::figures::report(
         "enumeration-login",
         &format!(
             "{n} trials per category, interleaved, over {accounts} accounts: {}; \

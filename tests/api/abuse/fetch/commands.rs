@@ -8,9 +8,9 @@ use std::time::Duration;
 use spacedigest::db::Pool;
 
 use super::{ALLOWED_NETWORKS, Tally, Targets, all_feeds, described, fixture, story_count};
-use crate::helpers::{TestDatabase, test_settings};
-use crate::http_server::{HttpServer, Reply};
-use crate::smtp_server::free_port;
+use crate::support::app::{TestDatabase, test_settings};
+use crate::support::http_server::{HttpServer, Reply};
+use crate::support::smtp_server::free_port;
 
 /// A migrated database of its own, and the binary to run against it.
 struct Newsroom {
@@ -156,7 +156,7 @@ async fn the_commands_and_the_poller_fetch_no_private_address() {
     let open_connections = targets.local_connections();
     let open_stored = story_count(&room.pool).await;
 
-    crate::figures::report(
+    crate::support::figures::report(
         "fetch-private-cli",
         &format!(
             "{} through `stories import`, `feed add` and `serve`'s poller: connections to the \
@@ -218,7 +218,7 @@ async fn a_proxy_in_the_environment_is_not_used() {
     .collect();
     let out = room.run(&["stories", "import", wanted], &env).await;
     let stored = story_count(&room.pool).await;
-    crate::figures::report(
+    crate::support::figures::report(
         "fetch-proxy",
         &format!(
             "`stories import` with http_proxy, HTTPS_PROXY and ALL_PROXY naming a local \

@@ -5,7 +5,7 @@ use spacedigest::db::{self, feeds};
 
 use super::{Tally, Targets, all_feeds, described, story_count, strict_fetches};
 use crate::console::Browser;
-use crate::helpers::{Mail, spawn_app_with};
+use crate::support::app::{Mail, spawn_app_with};
 
 #[tokio::test]
 async fn the_console_fetches_no_private_address() {
@@ -99,7 +99,7 @@ async fn the_console_fetches_no_private_address() {
         .await;
     let control_stored = story_count(&app.pool).await;
 
-    crate::figures::report(
+    crate::support::figures::report(
         "fetch-private-console",
         &format!(
             "{} through the story import, feed add and Poll now: connections to the local \

@@ -10,8 +10,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use spacedigest::db::feeds;
 
 use crate::console::Browser;
-use crate::helpers::spawn_app;
-use crate::http_server::{HttpServer, Reply};
+use crate::support::app::spawn_app;
+use crate::support::http_server::{HttpServer, Reply};
 
 const MARKER: &str = "zq7innerdata";
 
@@ -106,7 +106,7 @@ async fn a_failed_fetch_repeats_nothing_the_server_sent() {
         }
         messages.push((format!("console import {path}"), reason, imported.body));
 
-        let cli = crate::digest::cli(
+        let cli = crate::support::cli(
             &app,
             &["stories", "import", &url],
             &[("SPACEDIGEST_FETCH_ALLOW_PRIVATE", "true")],
@@ -189,7 +189,7 @@ async fn a_failed_fetch_repeats_nothing_the_server_sent() {
         .filter(|(_, reason, text)| !text.to_lowercase().contains(&reason.to_lowercase()))
         .map(|(what, reason, text)| format!("{what}: no {reason:?} in {text}"))
         .collect();
-    crate::figures::report(
+    crate::support::figures::report(
         "fetch-echo",
         &format!(
             "{} answers carrying a marker (an error page, unknown elements and end tags, a \

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::INJECTED;
-use crate::smtp_server::{CommandLine, ReceivedMessage};
+use crate::support::smtp_server::{CommandLine, ReceivedMessage};
 
 /// Headers each kind of email carries, and no others.
 fn expected_headers(kind: &str) -> BTreeSet<String> {

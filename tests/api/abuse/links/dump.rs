@@ -12,10 +12,10 @@ use diesel::sql_types::Text;
 
 use super::{all_links, token_of};
 use crate::console::{Browser, OPERATOR_EMAIL, OPERATOR_PASSWORD, create_operator};
-use crate::digest::{add_confirmed_readers, add_story};
-use crate::helpers::{
+use crate::support::app::{
     Answer, Backend, Mail, TestApp, backend, hidden_field, spawn_app_with, unique_email, urlencode,
 };
+use crate::support::{add_confirmed_readers, add_story};
 
 #[derive(QueryableByName)]
 struct Line {
@@ -272,7 +272,7 @@ async fn a_database_dump_holds_no_token_that_works() {
             working.push(format!("{candidate}: {unlocks:?}"));
         }
     }
-    crate::figures::report(
+    crate::support::figures::report(
         "database-dump",
         &format!(
             "dump of {} bytes (secret key set): {} of {} handed-out secrets in it; {} token-shaped \

@@ -9,8 +9,9 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 use super::{all_links, token_of};
-use crate::helpers::{Answer, TestDatabase, hidden_field, unique_email, urlencode};
-use crate::smtp_server::{ReceivedMessage, SmtpServer, free_port};
+use crate::support::app::{Answer, TestDatabase, hidden_field, unique_email, urlencode};
+use crate::support::smtp_server::{ReceivedMessage, SmtpServer, free_port};
+use crate::support::{stop_with_sigterm, wait_until_answering};
 
 pub(super) const LOG_FILTER: &str = "trace";
 pub(super) const OPERATOR: &str = "flight-director@spacedigest.test";
@@ -66,20 +67,7 @@ pub(super) async fn start_serve(
         .unwrap();
     let stdout = collect(serve.stdout.take().unwrap());
     let stderr = collect(serve.stderr.take().unwrap());
-    let client = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while client
-        .get(format!("{base}/health_check"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "serve did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_answering(base, Duration::from_secs(60)).await;
     (serve, stdout, stderr)
 }
 
@@ -353,18 +341,7 @@ async fn no_token_password_session_id_or_address_reaches_the_logs() {
     assert_eq!(left.status, 200, "{}", left.body);
 
     // Stopped as systemd would, so everything it logs on the way out is in.
-    let pid = serve.id().expect("serve is running").to_string();
-    // The shell's own `kill`, so no procps is needed.
-    let killed = std::process::Command::new("sh")
-        .args(["-c", &format!("kill -TERM {pid}")])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(30), serve.wait())
-        .await
-        .expect("serve stops on SIGTERM")
-        .unwrap();
-    assert!(status.success(), "serve exited with {status}");
+    stop_with_sigterm(&mut serve).await;
     outputs.push(("serve (stdout)", stdout.await.unwrap()));
     outputs.push(("serve (stderr)", stderr.await.unwrap()));
 
@@ -382,7 +359,7 @@ async fn no_token_password_session_id_or_address_reaches_the_logs() {
             }
         }
     }
-    crate::figures::report(
+    crate::support::figures::report(
         "tokens-in-logs",
         &format!(
             "{lines} log lines (serve and digest send, SPACEDIGEST_LOG={LOG_FILTER}) searched for \

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::logs::{LOG_FILTER, OPERATOR, PASSWORD, Visitor, binary, start_serve, strip_ansi};
-use crate::helpers::{TestDatabase, hidden_field, unique_email, urlencode};
-use crate::smtp_server::{Behaviour, SmtpServer, free_port};
+use crate::support::app::{TestDatabase, hidden_field, unique_email, urlencode};
+use crate::support::smtp_server::{Behaviour, SmtpServer, free_port};
 
 #[tokio::test]
 async fn a_refusal_that_quotes_the_address_is_logged_without_it_and_shown_whole_in_the_console() {
@@ -87,17 +87,7 @@ async fn a_refusal_that_quotes_the_address_is_logged_without_it_and_shown_whole_
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
 
-    let pid = serve.id().expect("serve is running").to_string();
-    let killed = std::process::Command::new("sh")
-        .args(["-c", &format!("kill -TERM {pid}")])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(30), serve.wait())
-        .await
-        .expect("serve stops on SIGTERM")
-        .unwrap();
-    assert!(status.success(), "serve exited with {status}");
+    crate::support::stop_with_sigterm(&mut serve).await;
     let output = format!("{}\n{}", stdout.await.unwrap(), stderr.await.unwrap());
 
     let lower = email.to_lowercase();
@@ -112,7 +102,7 @@ async fn a_refusal_that_quotes_the_address_is_logged_without_it_and_shown_whole_
         .filter(|line| line.contains("User unknown"))
         .collect();
     let shown_whole = detail.body.contains(&email) && detail.body.contains("550");
-    crate::figures::report(
+    crate::support::figures::report(
         "replies-in-logs",
         &format!(
             "the relay refused with `550 {reply_shape}`; serve at SPACEDIGEST_LOG={LOG_FILTER}: \

@@ -6,12 +6,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 
-use super::{
-    ReadersWithLinks, app_on_cluster, assert_no_raw_error, is_stored, partial_rows, runs_on,
-};
+use super::{ReadersWithLinks, app_on_cluster, assert_no_raw_error, is_stored, partial_rows};
 use crate::console::Browser;
-use crate::helpers::{Answer, Backend, TestApp, unique_email, urlencode};
-use crate::pg_cluster::{PgCluster, StopMode};
+use crate::support::app::{Answer, Backend, TestApp, require_backend, unique_email, urlencode};
+use crate::support::pg_cluster::{PgCluster, StopMode};
 
 /// Longest acceptable answer while the database is down: the pool waits 5 s for a
 /// connection, then the reader must hear something.
@@ -28,11 +26,13 @@ struct Probe {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(spacedigest_test_backend = "postgres"),
+    ignore = "PostgreSQL only: runs when SPACEDIGEST_TEST_POSTGRES_URL is set"
+)]
 async fn postgres_down_during_signups_answers_503_and_stores_nothing_half_done() {
-    if !runs_on(Backend::Postgres, "pg-down-signups") {
-        return;
-    }
-    let full = crate::figures::full();
+    require_backend(Backend::Postgres);
+    let full = crate::support::figures::full();
     let burst = if full { 400 } else { 60 };
     let cluster = PgCluster::start().await;
     let app = app_on_cluster(&cluster, |_| {}).await;
@@ -105,7 +105,7 @@ async fn postgres_down_during_signups_answers_503_and_stores_nothing_half_done()
         format!("{counts:?}")
     };
     let slowest = down.iter().map(|p| p.took).max().unwrap_or_default();
-    crate::figures::report(
+    crate::support::figures::report(
         "pg-down-signups",
         &format!(
             "down {:.0} s: {} requests answered {} (slowest {:.2} s); after PostgreSQL \

@@ -6,16 +6,21 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDateTime;
 
-use super::runs_on;
-use crate::digest::{add_confirmed_readers, add_story, cli};
-use crate::helpers::{Backend, spawn_app};
+use crate::support::app::{Backend, require_backend, spawn_app};
+use crate::support::{add_confirmed_readers, add_story, cli};
 
 #[tokio::test]
+#[cfg_attr(
+    not(spacedigest_test_backend = "postgres"),
+    ignore = "PostgreSQL only: runs when SPACEDIGEST_TEST_POSTGRES_URL is set"
+)]
 async fn digest_send_on_postgres_exits_cleanly_every_time() {
-    if !runs_on(Backend::Postgres, "pg-clean-exit") {
-        return;
-    }
-    let runs = if crate::figures::full() { 1000 } else { 150 };
+    require_backend(Backend::Postgres);
+    let runs = if crate::support::figures::full() {
+        1000
+    } else {
+        150
+    };
     let mut app = spawn_app().await;
     app.stop().await; // only the commands send
     let published = NaiveDateTime::parse_from_str("2026-11-20 09:00", "%Y-%m-%d %H:%M");
@@ -37,7 +42,7 @@ async fn digest_send_on_postgres_exits_cleanly_every_time() {
             ));
         }
     }
-    crate::figures::report(
+    crate::support::figures::report(
         "pg-clean-exit",
         &format!("{runs} runs of `digest send` on PostgreSQL: {statuses:?}"),
     );

@@ -8,11 +8,11 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use spacedigest::db::schema::outbound_emails;
 
-use super::{app_on_cluster, runs_on};
-use crate::digest::{add_confirmed_readers, add_story};
-use crate::helpers::{Backend, TestApp};
-use crate::pg_cluster::{PgCluster, StopMode};
-use crate::smtp_server::Behaviour;
+use super::app_on_cluster;
+use crate::support::app::{Backend, TestApp, require_backend};
+use crate::support::pg_cluster::{PgCluster, StopMode};
+use crate::support::smtp_server::Behaviour;
+use crate::support::{add_confirmed_readers, add_story, binary, queue_issue};
 
 const CONCURRENCY: usize = 8;
 const IN_FLIGHT: usize = 16;
@@ -58,11 +58,13 @@ struct Recovery {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(spacedigest_test_backend = "postgres"),
+    ignore = "PostgreSQL only: runs when SPACEDIGEST_TEST_POSTGRES_URL is set"
+)]
 async fn postgres_restarted_mid_send_recovers_by_itself_and_loses_nobody() {
-    if !runs_on(Backend::Postgres, "pg-restart-mid-send") {
-        return;
-    }
-    let full = crate::figures::full();
+    require_backend(Backend::Postgres);
+    let full = crate::support::figures::full();
     let readers_wanted = if full { 5000 } else { 2000 };
     let mut interruptions = vec![
         Interruption::Restart(StopMode::Fast),
@@ -158,7 +160,7 @@ async fn postgres_restarted_mid_send_recovers_by_itself_and_loses_nobody() {
         })
         .collect::<Vec<_>>()
         .join("; ");
-    crate::figures::report(
+    crate::support::figures::report(
         "pg-restart-mid-send",
         &format!(
             "{} readers, concurrency {CONCURRENCY}, in-flight limit {IN_FLIGHT}; after \
@@ -193,15 +195,8 @@ async fn postgres_restarted_mid_send_recovers_by_itself_and_loses_nobody() {
 
 /// Creates the day's issue and fans it out; the app's own worker delivers it.
 async fn queue_the_digest(app: &TestApp) {
-    let settings = app.settings.clone();
-    let queued = app
-        .db(move |c| {
-            let newsletter =
-                spacedigest::db::newsletters::by_slugs(c, &["space-daily".into()])?.remove(0);
-            let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-            Ok(spacedigest::digest::send(c, &settings, &newsletter, date).unwrap())
-        })
-        .await;
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let queued = queue_issue(app, date).await;
     assert!(
         matches!(queued, spacedigest::digest::SendOutcome::Queued { .. }),
         "{queued:?}"
@@ -288,11 +283,17 @@ async fn wait_until_all_finished(app: &TestApp, wait: Duration) -> Vec<(String, 
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(spacedigest_test_backend = "postgres"),
+    ignore = "PostgreSQL only: runs when SPACEDIGEST_TEST_POSTGRES_URL is set"
+)]
 async fn digest_send_rides_out_postgres_stopped_mid_send() {
-    if !runs_on(Backend::Postgres, "pg-down-digest-send") {
-        return;
-    }
-    let readers_wanted = if crate::figures::full() { 3000 } else { 1000 };
+    require_backend(Backend::Postgres);
+    let readers_wanted = if crate::support::figures::full() {
+        3000
+    } else {
+        1000
+    };
     // Past the pool's 5 s wait for a connection, so the command meets the outage.
     let down = Duration::from_secs(7);
     let cluster = PgCluster::start().await;
@@ -314,13 +315,9 @@ async fn digest_send_rides_out_postgres_stopped_mid_send() {
     };
     let concurrency = CONCURRENCY.to_string();
     let in_flight = IN_FLIGHT.to_string();
-    let command = tokio::process::Command::new(env!("CARGO_BIN_EXE_spacedigest"))
+    let command = tokio::process::Command::from(binary(&app))
         .args(["digest", "send", "--date", "2026-11-20"])
-        .current_dir(app.database.dir())
-        .env_clear()
         .env("SPACEDIGEST_DATABASE_URL", database_url)
-        .env("SPACEDIGEST_BASE_URL", &app.address)
-        .env("SPACEDIGEST_SMTP_URL", app.smtp().url())
         .env("SPACEDIGEST_SEND_CONCURRENCY", &concurrency)
         .env("SPACEDIGEST_SEND_IN_FLIGHT", &in_flight)
         .env("SPACEDIGEST_LOG", "error")
@@ -348,7 +345,7 @@ async fn digest_send_rides_out_postgres_stopped_mid_send() {
     let missing = readers.iter().filter(|r| !copies.contains_key(*r)).count();
     let twice = copies.values().filter(|n| **n >= 2).count();
     let not_sent = records.iter().filter(|(_, s)| s != "sent").count();
-    crate::figures::report(
+    crate::support::figures::report(
         "pg-down-digest-send",
         &format!(
             "`digest send` to {} readers, PostgreSQL stopped (immediate) for {} s a third of \

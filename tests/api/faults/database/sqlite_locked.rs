@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 use futures_util::future::{BoxFuture, join_all};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use super::{ReadersWithLinks, assert_no_raw_error, is_stored, mail_to, partial_rows, runs_on};
+use super::{ReadersWithLinks, assert_no_raw_error, is_stored, mail_to, partial_rows};
 use crate::console::Browser;
-use crate::helpers::{Answer, Backend, TestApp, spawn_app, unique_email, urlencode};
+use crate::support::app::{
+    Answer, Backend, TestApp, require_backend, spawn_app, unique_email, urlencode,
+};
 
 /// The app's SQLite busy timeout (`db::SQLITE_BUSY_TIMEOUT`).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,11 +30,13 @@ struct Probe {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(spacedigest_test_backend = "sqlite"),
+    ignore = "SQLite only: runs when SPACEDIGEST_TEST_POSTGRES_URL is unset"
+)]
 async fn sqlite_locked_by_another_process_never_shows_a_reader_database_is_locked() {
-    if !runs_on(Backend::Sqlite, "sqlite-locked") {
-        return;
-    }
-    let full = crate::figures::full();
+    require_backend(Backend::Sqlite);
+    let full = crate::support::figures::full();
     let (signups, short_hold) = if full {
         (100, Duration::from_secs(8))
     } else {
@@ -100,7 +104,7 @@ async fn sqlite_locked_by_another_process_never_shows_a_reader_database_is_locke
         .chain(&long)
         .filter(|p| p.answer.body.contains("database is locked"))
         .count();
-    crate::figures::report(
+    crate::support::figures::report(
         "sqlite-locked",
         &format!(
             "write lock held by another process for {} s: writes {}, reads {}; held {} s \

@@ -12,7 +12,7 @@ use spacedigest::app::Application;
 use spacedigest::config::{DatabaseUrl, Settings, SmtpUrl};
 use spacedigest::db::{self, Pool};
 
-use crate::smtp_server::{ReceivedMessage, SmtpServer};
+use crate::support::smtp_server::{ReceivedMessage, SmtpServer};
 
 /// The variable naming the PostgreSQL server the suite may use.
 pub const POSTGRES_URL_VAR: &str = "SPACEDIGEST_TEST_POSTGRES_URL";
@@ -29,6 +29,23 @@ pub fn backend() -> Backend {
         Ok(url) if !url.trim().is_empty() => Backend::Postgres,
         _ => Backend::Sqlite,
     }
+}
+
+/// The second guard of a test for one backend only: such a test carries
+/// `#[cfg_attr(not(spacedigest_test_backend = "…"), ignore = "…")]` (`build.rs` sets the
+/// cfg from the same variable), so in the other backend's pass it reports as ignored. This
+/// fails it, with the reason, when it runs there anyway: under `--include-ignored`, or a
+/// test binary run by hand with another environment than it was built with.
+pub fn require_backend(wanted: Backend) {
+    let (only, how) = match wanted {
+        Backend::Postgres => ("PostgreSQL", "set"),
+        Backend::Sqlite => ("SQLite", "unset"),
+    };
+    assert_eq!(
+        backend(),
+        wanted,
+        "this test applies to {only} only: run it with {POSTGRES_URL_VAR} {how}"
+    );
 }
 
 /// A database of its own for one test, removed afterwards.
@@ -419,15 +436,30 @@ impl TestApp {
 
     /// Waits until every queued email has a final state.
     pub async fn wait_until_queue_settles(&self) -> Vec<spacedigest::db::outbound::EmailRecord> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        self.wait_until_settled(Duration::from_secs(15)).await
+    }
+
+    /// Waits, up to `within`, until no queued email is still pending; returns every row.
+    pub async fn wait_until_settled(
+        &self,
+        within: Duration,
+    ) -> Vec<spacedigest::db::outbound::EmailRecord> {
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             let records = self.outbound().await;
-            if records.iter().all(|r| r.status.as_str() != "pending") {
+            let pending: Vec<_> = records
+                .iter()
+                .filter(|r| r.status.as_str() == "pending")
+                .collect();
+            if pending.is_empty() {
                 return records;
             }
+            // A large send's rows would drown the message: the first few pending ones.
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "the queue did not settle: {records:?}"
+                "the queue did not settle within {within:?}: {} still pending, first {:?}",
+                pending.len(),
+                &pending[..pending.len().min(5)]
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -450,6 +482,29 @@ impl TestApp {
             .map(|_| ())
         })
         .await;
+    }
+}
+
+/// Waits for `n` emails to `email`.
+pub async fn mail_to(app: &TestApp, email: &str, n: usize) -> Vec<ReceivedMessage> {
+    mail_to_within(app, email, n, Duration::from_secs(15)).await
+}
+
+/// Waits, up to `within`, for `n` emails to `email`.
+pub async fn mail_to_within(
+    app: &TestApp,
+    email: &str,
+    n: usize,
+    within: Duration,
+) -> Vec<ReceivedMessage> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let mails = app.smtp().messages_to(email);
+        if mails.len() >= n {
+            return mails;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no mail to {email}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
