@@ -16,9 +16,11 @@ pub mod queue_stats;
 pub mod schema;
 pub mod secrets;
 pub mod signups;
+pub mod states;
 mod storage_error;
 pub mod stories;
 pub mod subscribers;
+pub mod subscriptions;
 mod write;
 
 pub use connecting::stop_connecting;

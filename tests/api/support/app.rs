@@ -447,7 +447,10 @@ impl TestApp {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let records = self.outbound().await;
-            let pending: Vec<_> = records.iter().filter(|r| r.status == "pending").collect();
+            let pending: Vec<_> = records
+                .iter()
+                .filter(|r| r.status.as_str() == "pending")
+                .collect();
             if pending.is_empty() {
                 return records;
             }
