@@ -57,26 +57,6 @@ pub fn newsletters_with_status(
         .load(conn)
 }
 
-/// Adds a pending subscription that no link confirms until a signup sends one (signups
-/// write theirs through `db::signups`).
-pub fn insert_pending(
-    conn: &mut DbConnection,
-    subscriber_id: i64,
-    newsletter_id: i64,
-    now: NaiveDateTime,
-) -> QueryResult<()> {
-    diesel::insert_into(subscriptions::table)
-        .values(NewSubscription {
-            subscriber_id,
-            newsletter_id,
-            status: Status::Pending,
-            created_at: now,
-            updated_at: now,
-        })
-        .execute(conn)?;
-    Ok(())
-}
-
 /// Confirms the subscriber's pending subscriptions that await this link, and no others:
 /// (subscription id, newsletter id) of each.
 pub fn confirm_awaiting(

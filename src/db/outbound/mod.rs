@@ -7,7 +7,7 @@ mod recipients;
 
 pub use issues::{cancel_issue, held_issues, pause_issue, resume_issue};
 pub use queue::{
-    Claim, EmailRecord, NewOutboundEmail, QueuedEmail, all_records, claim, departed_readers,
-    enqueue, is_pending_literally, mark_failed, mark_sent, mark_skipped, release, schedule_retry,
+    Claim, NewOutboundEmail, QueuedEmail, claim, departed_readers, enqueue, is_pending_literally,
+    mark_failed, mark_sent, mark_skipped, release, schedule_retry,
 };
 pub use recipients::{PageStart, Recipient, RecipientFilter, recipients};

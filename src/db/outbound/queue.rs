@@ -312,29 +312,3 @@ pub fn mark_failed(
     .execute(conn)?;
     Ok(())
 }
-
-/// One email's state, for operators and tests.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = outbound_emails)]
-pub struct EmailRecord {
-    /// Row id.
-    pub id: i64,
-    /// Kind.
-    pub kind: EmailKind,
-    /// Address.
-    pub recipient_email: String,
-    /// Where it stands.
-    pub status: EmailStatus,
-    /// Attempts made.
-    pub attempts: i32,
-    /// The last error, e.g. the server's reply to a refusal.
-    pub last_error: Option<String>,
-}
-
-/// Every queued email, oldest first.
-pub fn all_records(conn: &mut DbConnection) -> QueryResult<Vec<EmailRecord>> {
-    outbound_emails::table
-        .order(outbound_emails::id.asc())
-        .select(EmailRecord::as_select())
-        .load(conn)
-}

@@ -17,7 +17,7 @@ use rand::seq::SliceRandom;
 use spacedigest::db::outbound::{self, NewOutboundEmail};
 use spacedigest::db::states::{EmailKind, EmailStatus};
 use spacedigest::db::subscribers::{self, NewSubscriber};
-use spacedigest::db::{self, confirmation_tokens, subscriptions};
+use spacedigest::db::{self, confirmation_tokens};
 
 use crate::support::app::{Answer, TestApp, spawn_app, urlencode};
 
@@ -186,7 +186,7 @@ async fn readers_in_state(
                     },
                 )?
                 .expect("a new address");
-                subscriptions::insert_pending(conn, subscriber.id, newsletter.id, then)?;
+                crate::support::rows::insert_pending(conn, subscriber.id, newsletter.id, then)?;
                 set_status(conn, subscriber.id, status, then)?;
                 let (_, hash) = spacedigest::tokens::new_confirmation_token();
                 confirmation_tokens::insert(

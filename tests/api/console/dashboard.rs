@@ -81,7 +81,7 @@ async fn the_dashboard_shows_counts_the_chart_the_queue_and_the_latest_digests()
     app.db(move |conn| {
         let subscriber = subscribers::find_by_key(conn, &key)?.unwrap();
         let mars = db::newsletters::by_slugs(conn, &["mars-weekly".to_owned()])?;
-        subscriptions::insert_pending(conn, subscriber.id, mars[0].id, db::now())
+        crate::support::rows::insert_pending(conn, subscriber.id, mars[0].id, db::now())
     })
     .await;
     app.wait_until_queue_settles().await;

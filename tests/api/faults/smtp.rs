@@ -613,7 +613,7 @@ fn sample_queue_attempts(app: &TestApp) -> (Arc<Mutex<Attempts>>, CancellationTo
     tokio::spawn(async move {
         let mut counts: HashMap<String, i32> = HashMap::new();
         while !stopped.is_cancelled() {
-            let records = spacedigest::db::run(&pool, spacedigest::db::outbound::all_records)
+            let records = spacedigest::db::run(&pool, crate::support::rows::all_records)
                 .await
                 .expect("the queue");
             let now = Instant::now();
