@@ -12,6 +12,7 @@ use lettre::message::dkim::{DkimSigningAlgorithm, DkimSigningKey};
 use serde::Deserialize;
 
 use super::{ConfigError, SmtpUrl};
+use crate::db::states::EmailKind;
 
 /// Which stream an email belongs to; each may have its own From and relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,11 +25,10 @@ pub enum MailStream {
 
 impl MailStream {
     /// The stream of a queued email's stored kind: digests are bulk, the rest transactional.
-    pub fn of_kind(kind: &str) -> Self {
-        if kind == crate::db::outbound::EmailKind::Digest.as_str() {
-            Self::Digest
-        } else {
-            Self::Transactional
+    pub fn of_kind(kind: EmailKind) -> Self {
+        match kind {
+            EmailKind::Digest => Self::Digest,
+            EmailKind::Confirmation | EmailKind::Welcome => Self::Transactional,
         }
     }
 }
@@ -352,10 +352,13 @@ mod tests {
             let err = load_with(&[(variable, value)]).unwrap_err();
             assert_eq!(err.variable, variable, "{err}");
         }
-        assert_eq!(MailStream::of_kind("digest"), MailStream::Digest);
-        assert_eq!(MailStream::of_kind("welcome"), MailStream::Transactional);
+        assert_eq!(MailStream::of_kind(EmailKind::Digest), MailStream::Digest);
         assert_eq!(
-            MailStream::of_kind("confirmation"),
+            MailStream::of_kind(EmailKind::Welcome),
+            MailStream::Transactional
+        );
+        assert_eq!(
+            MailStream::of_kind(EmailKind::Confirmation),
             MailStream::Transactional
         );
     }

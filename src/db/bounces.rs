@@ -8,78 +8,37 @@
 //! nothing, so an address that fails one day in three still reaches the limit. Scores are
 //! kept in half points, so the sums are exact.
 
+use std::time::Duration;
+
 use chrono::NaiveDateTime;
 use diesel::dsl::count_star;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 
 use super::schema::{bounce_events, outbound_emails, subscribers};
-use super::{DbConnection, subscribers as readers, write_transaction};
-use crate::config::BounceSettings;
+use super::states::{BounceKind as Kind, BounceSource as Source};
+use super::{DbConnection, subscribers as readers, subscriptions, write_transaction};
 
 /// Longest reason kept, in characters: enough for any SMTP reply worth reading.
 pub const MAX_REASON: usize = 500;
 
-/// What an event says about the subscriber's address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Refused for good: counts 1.
-    Hard,
-    /// Failed for a while, until retries ran out: counts 0.5.
-    Soft,
-    /// The reader marked the mail as spam: unsubscribed from everything at once.
-    Complaint,
-    /// The operator cleared the bounced mark; earlier bounces no longer count.
-    Cleared,
+/// When repeated bounces mark a subscriber bounced: the caller maps its settings to these.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Hard bounces within the window that mark a subscriber bounced.
+    pub hard_limit: u32,
+    /// The score (hard 1, soft 0.5) within the window that does.
+    pub score_limit: f64,
+    /// How long a bounce counts.
+    pub window: Duration,
 }
 
-impl Kind {
-    /// The stored text.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Hard => "hard",
-            Self::Soft => "soft",
-            Self::Complaint => "complaint",
-            Self::Cleared => "cleared",
-        }
-    }
-
-    /// The kind stored as `text`.
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::Hard, Self::Soft, Self::Complaint, Self::Cleared]
-            .into_iter()
-            .find(|k| k.as_str() == text)
-    }
-
-    /// Its weight in half points.
-    const fn halves(self) -> u32 {
-        match self {
-            Self::Hard => 2,
-            Self::Soft => 1,
-            Self::Complaint | Self::Cleared => 0,
-        }
-    }
-}
-
-/// Where an event came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// The mail server's reply to our delivery.
-    Smtp,
-    /// A report posted to `/webhooks/bounces`.
-    Webhook,
-    /// An operator, in the console.
-    Console,
-}
-
-impl Source {
-    /// The stored text.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Smtp => "smtp",
-            Self::Webhook => "webhook",
-            Self::Console => "console",
-        }
+/// A kind's weight in half points.
+const fn halves(kind: Kind) -> u32 {
+    match kind {
+        Kind::Hard => 2,
+        Kind::Soft => 1,
+        Kind::Complaint | Kind::Cleared => 0,
     }
 }
 
@@ -111,7 +70,7 @@ pub struct SmtpBounce {
 /// Returns the subscribers newly marked bounced.
 pub fn record_smtp(
     conn: &mut DbConnection,
-    rules: &BounceSettings,
+    limits: &Limits,
     bounces: &[SmtpBounce],
     now: NaiveDateTime,
 ) -> QueryResult<Vec<i64>> {
@@ -125,8 +84,8 @@ pub fn record_smtp(
             .filter(outbound_emails::subscriber_id.is_not_null())
             .select((
                 outbound_emails::subscriber_id.assume_not_null(),
-                bounce.kind.as_str().into_sql::<Text>(),
-                Source::Smtp.as_str().into_sql::<Text>(),
+                bounce.kind.into_sql::<Text>(),
+                Source::Smtp.into_sql::<Text>(),
                 reason.into_sql::<Text>(),
                 Some(bounce.email_id).into_sql::<Nullable<BigInt>>(),
                 now.into_sql::<Timestamp>(),
@@ -153,7 +112,7 @@ pub fn record_smtp(
     subscribers.dedup();
     let mut marked = Vec::new();
     for subscriber in subscribers {
-        if apply_limits(conn, rules, subscriber, now)? {
+        if apply_limits(conn, limits, subscriber, now)? {
             marked.push(subscriber);
         }
     }
@@ -178,19 +137,19 @@ impl Standing {
     }
 
     fn halves(&self) -> u32 {
-        self.hard * Kind::Hard.halves() + self.soft * Kind::Soft.halves()
+        self.hard * halves(Kind::Hard) + self.soft * halves(Kind::Soft)
     }
 
     /// Whether these counts reach either limit.
-    pub fn reaches(&self, rules: &BounceSettings) -> bool {
-        self.hard >= rules.hard_limit || self.score() >= rules.score_limit
+    pub fn reaches(&self, limits: &Limits) -> bool {
+        self.hard >= limits.hard_limit || self.score() >= limits.score_limit
     }
 }
 
 /// The subscriber's standing: bounces within the window since the mark was last cleared.
 pub fn standing(
     conn: &mut DbConnection,
-    rules: &BounceSettings,
+    limits: &Limits,
     subscriber_id: i64,
     now: NaiveDateTime,
 ) -> QueryResult<Standing> {
@@ -200,8 +159,8 @@ pub fn standing(
         .first::<Option<NaiveDateTime>>(conn)
         .optional()?
         .flatten();
-    let window_start = now - rules.window;
-    let events: Vec<String> = bounce_events::table
+    let window_start = now - limits.window;
+    let events: Vec<Kind> = bounce_events::table
         .filter(bounce_events::subscriber_id.eq(subscriber_id))
         .filter(bounce_events::created_at.ge(window_start))
         .order((bounce_events::created_at, bounce_events::id))
@@ -212,7 +171,7 @@ pub fn standing(
         hard: 0,
         soft: 0,
     };
-    for kind in events.iter().filter_map(|k| Kind::parse(k)) {
+    for kind in events {
         match kind {
             Kind::Hard => standing.hard += 1,
             Kind::Soft => standing.soft += 1,
@@ -229,11 +188,11 @@ pub fn standing(
 /// Marks the subscriber bounced if their standing reaches a limit; true when newly marked.
 fn apply_limits(
     conn: &mut DbConnection,
-    rules: &BounceSettings,
+    limits: &Limits,
     subscriber_id: i64,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
-    if !standing(conn, rules, subscriber_id, now)?.reaches(rules) {
+    if !standing(conn, limits, subscriber_id, now)?.reaches(limits) {
         return Ok(false);
     }
     let changed = diesel::update(
@@ -280,7 +239,7 @@ pub struct ReportsApplied {
 /// the subscriber from every newsletter; the delivery gate then skips their queued copies.
 pub fn apply_reports(
     conn: &mut DbConnection,
-    rules: &BounceSettings,
+    limits: &Limits,
     reports: &[Report],
     now: NaiveDateTime,
 ) -> QueryResult<ReportsApplied> {
@@ -301,14 +260,14 @@ pub fn apply_reports(
             )?;
             result.applied += 1;
             if report.kind == Kind::Complaint {
-                if readers::unsubscribe_all(conn, subscriber.id, now)? > 0 {
+                if subscriptions::unsubscribe_all(conn, subscriber.id, now)? > 0 {
                     result.unsubscribed += 1;
                     tracing::info!(
                         subscriber_id = subscriber.id,
                         "complaint: unsubscribed from all"
                     );
                 }
-            } else if apply_limits(conn, rules, subscriber.id, now)? {
+            } else if apply_limits(conn, limits, subscriber.id, now)? {
                 result.bounced += 1;
             }
         }
@@ -327,8 +286,8 @@ fn insert_event(
     diesel::insert_into(bounce_events::table)
         .values((
             bounce_events::subscriber_id.eq(subscriber_id),
-            bounce_events::kind.eq(kind.as_str()),
-            bounce_events::source.eq(source.as_str()),
+            bounce_events::kind.eq(kind),
+            bounce_events::source.eq(source),
             bounce_events::reason.eq(reason),
             bounce_events::created_at.eq(now),
         ))
@@ -387,10 +346,10 @@ pub fn to_bounced(conn: &mut DbConnection, email_ids: &[i64]) -> QueryResult<Vec
 pub struct Event {
     /// Row id.
     pub id: i64,
-    /// `Kind::as_str`.
-    pub kind: String,
-    /// `Source::as_str`.
-    pub source: String,
+    /// What it says about the address.
+    pub kind: Kind,
+    /// Where it came from.
+    pub source: Source,
     /// The server's reply or the report's reason.
     pub reason: String,
     /// The email that bounced, when it was one of ours.
@@ -429,14 +388,12 @@ pub fn count_bounced(conn: &mut DbConnection) -> QueryResult<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
-    fn rules(hard_limit: u32, score_limit: f64) -> BounceSettings {
-        BounceSettings {
+    fn rules(hard_limit: u32, score_limit: f64) -> Limits {
+        Limits {
             hard_limit,
             score_limit,
             window: Duration::from_secs(30 * 86_400),
-            webhook_token: None,
         }
     }
 

@@ -22,23 +22,6 @@ pub struct ConfirmationToken {
     pub consumed_at: Option<NaiveDateTime>,
 }
 
-/// Replaces the subscriber's unused tokens with a new one: only the newest link works.
-pub fn replace(
-    conn: &mut DbConnection,
-    subscriber_id: i64,
-    token_hash: &str,
-    now: NaiveDateTime,
-    expires_at: NaiveDateTime,
-) -> QueryResult<()> {
-    diesel::delete(
-        confirmation_tokens::table
-            .filter(confirmation_tokens::subscriber_id.eq(subscriber_id))
-            .filter(confirmation_tokens::consumed_at.is_null()),
-    )
-    .execute(conn)?;
-    insert(conn, subscriber_id, token_hash, now, expires_at)
-}
-
 /// Stores a token for a subscriber who has none yet.
 pub fn insert(
     conn: &mut DbConnection,

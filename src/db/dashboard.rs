@@ -9,6 +9,7 @@ use diesel::sql_types::{BigInt, Date, Nullable, Timestamp};
 
 use super::DbConnection;
 use super::schema::{digest_issues, newsletters, subscriptions};
+use super::states::SubscriptionStatus;
 use crate::on_backend;
 
 /// How many subscriptions of one newsletter are in one status.
@@ -16,15 +17,15 @@ use crate::on_backend;
 pub struct StatusCount {
     /// Newsletter id.
     pub newsletter_id: i64,
-    /// `pending`, `confirmed` or `unsubscribed`.
-    pub status: String,
+    /// Which status.
+    pub status: SubscriptionStatus,
     /// How many.
     pub count: i64,
 }
 
 /// Subscriptions by newsletter and status (served by the `(newsletter_id, status)` index).
 pub fn subscriptions_by_status(conn: &mut DbConnection) -> QueryResult<Vec<StatusCount>> {
-    let rows: Vec<(i64, String, i64)> = subscriptions::table
+    let rows: Vec<(i64, SubscriptionStatus, i64)> = subscriptions::table
         .group_by((subscriptions::newsletter_id, subscriptions::status))
         .select((
             subscriptions::newsletter_id,
@@ -78,7 +79,7 @@ FROM (SELECT subscriber_id,
 pub fn people(conn: &mut DbConnection, by_status: &[StatusCount]) -> QueryResult<PeopleCounts> {
     let first = by_status.first().map(|c| c.newsletter_id);
     if by_status.iter().all(|c| Some(c.newsletter_id) == first) {
-        let count = |status: &str| {
+        let count = |status: SubscriptionStatus| {
             by_status
                 .iter()
                 .filter(|c| c.status == status)
@@ -87,9 +88,9 @@ pub fn people(conn: &mut DbConnection, by_status: &[StatusCount]) -> QueryResult
         };
         return Ok(PeopleCounts {
             total: super::schema::subscribers::table.count().get_result(conn)?,
-            confirmed: count("confirmed"),
-            pending: count("pending"),
-            unsubscribed: count("unsubscribed"),
+            confirmed: count(SubscriptionStatus::Confirmed),
+            pending: count(SubscriptionStatus::Pending),
+            unsubscribed: count(SubscriptionStatus::Unsubscribed),
         });
     }
     on_backend!(conn, c => diesel::sql_query(PEOPLE_COUNTS).get_result::<PeopleCounts>(c))

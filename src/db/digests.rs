@@ -8,10 +8,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
 
 use super::newsletters::Newsletter;
-use super::outbound::{EmailKind, status};
 use super::schema::{digest_issues, newsletters, outbound_emails, subscribers, subscriptions};
+use super::states::{EmailKind, EmailStatus, SubscriptionStatus as Status};
 use super::{DbConnection, write_transaction};
-use crate::db::subscribers::Status;
 
 /// One day's digest of one newsletter, rendered once.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -127,11 +126,11 @@ pub fn fan_out(
         let rows = subscriptions::table
             .inner_join(subscribers::table)
             .filter(subscriptions::newsletter_id.eq(newsletter_id))
-            .filter(subscriptions::status.eq(Status::Confirmed.as_str()))
+            .filter(subscriptions::status.eq(Status::Confirmed))
             // Bounced addresses get nothing until an operator clears the mark.
             .filter(subscribers::bounced_at.is_null())
             .select((
-                EmailKind::Digest.as_str().into_sql::<Text>(),
+                EmailKind::Digest.into_sql::<Text>(),
                 subscribers::id.nullable(),
                 subscribers::email,
                 subscribers::name,
@@ -139,7 +138,7 @@ pub fn fan_out(
                 "".into_sql::<Text>(),
                 "".into_sql::<Text>(),
                 "".into_sql::<Text>(),
-                status::PENDING.into_sql::<Text>(),
+                EmailStatus::Pending.into_sql::<Text>(),
                 0.into_sql::<Integer>(),
                 now.into_sql::<Timestamp>(),
                 now.into_sql::<Timestamp>(),
@@ -253,35 +252,34 @@ impl IssueCounts {
         }
     }
 
-    fn add(&mut self, state: &str, n: i64) {
+    fn add(&mut self, state: EmailStatus, n: i64) {
         match state {
-            status::SENT => self.sent += n,
-            status::FAILED => self.failed += n,
-            status::SKIPPED => self.skipped += n,
-            status::PAUSED => self.paused += n,
-            status::CANCELLED => self.cancelled += n,
-            status::PENDING => self.queued += n,
-            _ => {}
+            EmailStatus::Sent => self.sent += n,
+            EmailStatus::Failed => self.failed += n,
+            EmailStatus::Skipped => self.skipped += n,
+            EmailStatus::Paused => self.paused += n,
+            EmailStatus::Cancelled => self.cancelled += n,
+            EmailStatus::Pending => self.queued += n,
         }
     }
 }
 
 /// Counts an issue's deliveries by state.
 pub fn counts(conn: &mut DbConnection, issue_id: i64) -> QueryResult<IssueCounts> {
-    let by_status: Vec<(String, i64)> = outbound_emails::table
+    let by_status: Vec<(EmailStatus, i64)> = outbound_emails::table
         .filter(outbound_emails::issue_id.eq(issue_id))
         .group_by(outbound_emails::status)
         .select((outbound_emails::status, count_star()))
         .load(conn)?;
     let retrying: i64 = outbound_emails::table
         .filter(outbound_emails::issue_id.eq(issue_id))
-        .filter(outbound_emails::status.eq(status::PENDING))
+        .filter(outbound_emails::status.eq(EmailStatus::Pending))
         .filter(outbound_emails::attempts.gt(0))
         .count()
         .get_result(conn)?;
     let mut counts = IssueCounts::default();
     for (state, n) in by_status {
-        counts.add(&state, n);
+        counts.add(state, n);
     }
     counts.retrying = retrying.min(counts.queued);
     counts.queued -= counts.retrying;
@@ -293,7 +291,7 @@ pub fn counts_of(
     conn: &mut DbConnection,
     issue_ids: &[i64],
 ) -> QueryResult<HashMap<i64, IssueCounts>> {
-    let rows: Vec<(Option<i64>, String, i64)> = outbound_emails::table
+    let rows: Vec<(Option<i64>, EmailStatus, i64)> = outbound_emails::table
         .filter(outbound_emails::issue_id.eq_any(issue_ids))
         .group_by((outbound_emails::issue_id, outbound_emails::status))
         .select((
@@ -305,7 +303,7 @@ pub fn counts_of(
     let mut counts: HashMap<i64, IssueCounts> = HashMap::new();
     for (issue_id, state, n) in rows {
         if let Some(issue_id) = issue_id {
-            counts.entry(issue_id).or_default().add(&state, n);
+            counts.entry(issue_id).or_default().add(state, n);
         }
     }
     Ok(counts)
@@ -321,7 +319,7 @@ pub fn finished_since(
 ) -> QueryResult<i64> {
     outbound_emails::table
         .filter(outbound_emails::issue_id.eq(issue_id))
-        .filter(outbound_emails::status.eq_any([status::SENT, status::FAILED]))
+        .filter(outbound_emails::status.eq_any([EmailStatus::Sent, EmailStatus::Failed]))
         .filter(outbound_emails::finished_at.ge(since))
         .count()
         .get_result(conn)
@@ -379,7 +377,7 @@ pub fn confirmed_readers(conn: &mut DbConnection, newsletter_id: i64) -> QueryRe
     subscriptions::table
         .inner_join(subscribers::table)
         .filter(subscriptions::newsletter_id.eq(newsletter_id))
-        .filter(subscriptions::status.eq(Status::Confirmed.as_str()))
+        .filter(subscriptions::status.eq(Status::Confirmed))
         .filter(subscribers::bounced_at.is_null())
         .count()
         .get_result(conn)

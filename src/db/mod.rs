@@ -16,9 +16,11 @@ pub mod queue_stats;
 pub mod schema;
 pub mod secrets;
 pub mod signups;
+pub mod states;
 mod storage_error;
 pub mod stories;
 pub mod subscribers;
+pub mod subscriptions;
 mod write;
 
 pub use connecting::stop_connecting;
@@ -55,9 +57,6 @@ pub enum DbConnection {
 
 /// A pool of connections shared by the web server and the workers.
 pub type Pool = r2d2::Pool<ConnectionManager>;
-/// A connection checked out of the pool.
-pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
-
 /// Runs `$body` with `$conn` bound to the concrete connection of either backend. For the
 /// few queries whose SQL differs (upserts, `SKIP LOCKED`), so each stays in one place.
 #[macro_export]

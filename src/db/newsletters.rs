@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 use super::schema::newsletters;
+use super::states::SubscriptionStatus;
 
 /// A newsletter as stored.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -118,7 +119,7 @@ pub fn update(
 pub fn confirmed_counts(conn: &mut DbConnection) -> QueryResult<Vec<(i64, i64)>> {
     use super::schema::subscriptions;
     subscriptions::table
-        .filter(subscriptions::status.eq(super::subscribers::Status::Confirmed.as_str()))
+        .filter(subscriptions::status.eq(SubscriptionStatus::Confirmed))
         .group_by(subscriptions::newsletter_id)
         .select((subscriptions::newsletter_id, diesel::dsl::count_star()))
         .load(conn)

@@ -4,7 +4,6 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::Bool;
 
 use super::DbConnection;
 use super::schema::outbound_emails;
@@ -21,9 +20,7 @@ pub struct QueueStats {
 
 /// Reads [`QueueStats`] as of `now`.
 pub fn queue_stats(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<QueueStats> {
-    // The status is written into the SQL, not bound: a planner can use the partial index
-    // only when it sees the index's own condition.
-    let pending = || diesel::dsl::sql::<Bool>("outbound_emails.status = 'pending'");
+    let pending = super::outbound::is_pending_literally;
     let pending_by_kind = outbound_emails::table
         .filter(pending())
         .group_by(outbound_emails::kind)

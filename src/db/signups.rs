@@ -12,9 +12,10 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
 
-use super::outbound::{self, EmailKind, NewOutboundEmail, status};
+use super::outbound::{self, NewOutboundEmail};
 use super::schema::{confirmation_tokens, mailboxes, outbound_emails, subscribers, subscriptions};
-use super::subscribers::{NewSubscriber, Status};
+use super::states::{EmailKind, EmailStatus, SubscriptionStatus as Status};
+use super::subscribers::NewSubscriber;
 use super::{DbConnection, confirmation_tokens as tokens};
 
 mod pg;
@@ -95,7 +96,7 @@ pub fn subscribers_by_key(
         String,
         Option<NaiveDateTime>,
         Option<i64>,
-        Option<String>,
+        Option<Status>,
     );
     let rows: Vec<Row> = match conn {
         DbConnection::Pg(pg) => {
@@ -137,9 +138,7 @@ pub fn subscribers_by_key(
         if let (Some(newsletter), Some(status), Some(subscriber)) =
             (newsletter, status, stored.last_mut())
         {
-            subscriber
-                .subscriptions
-                .push((newsletter, Status::from_stored(&status)));
+            subscriber.subscriptions.push((newsletter, status));
         }
     }
     Ok(stored)
@@ -152,13 +151,13 @@ pub fn recent_confirmations(
     mailbox_keys: &[String],
     since: NaiveDateTime,
 ) -> QueryResult<Vec<(String, NaiveDateTime)>> {
-    let kind = EmailKind::Confirmation.as_str();
+    let kind = EmailKind::Confirmation;
     let rows: Vec<(Option<String>, NaiveDateTime)> = match conn {
         DbConnection::Pg(pg) => Statement::<(Nullable<Text>, Timestamp)>::new(
             RECENT_CONFIRMATIONS,
             vec![
                 bind::<Array<Text>, _>(mailbox_keys),
-                bind::<Text, _>(kind),
+                bind::<Text, _>(&kind),
                 bind::<Timestamp, _>(&since),
             ],
         )
@@ -344,7 +343,7 @@ pub fn await_confirmation(
     if rows.is_empty() {
         return Ok(());
     }
-    let pending = Status::Pending.as_str();
+    let pending = Status::Pending;
     match conn {
         DbConnection::Pg(pg) => {
             let subscribers: Vec<i64> = rows.iter().map(|r| r.subscriber_id).collect();
@@ -353,12 +352,12 @@ pub fn await_confirmation(
             Statement::<()>::new(
                 AWAIT_CONFIRMATION,
                 vec![
-                    bind::<Text, _>(pending),
+                    bind::<Text, _>(&pending),
                     bind::<Timestamp, _>(&now),
                     bind::<Array<BigInt>, _>(&subscribers),
                     bind::<Array<BigInt>, _>(&newsletters),
                     bind::<Array<Text>, _>(&hashes),
-                    bind::<Text, _>(Status::Confirmed.as_str()),
+                    bind::<Text, _>(&Status::Confirmed),
                 ],
             )
             .execute(pg)?;
@@ -478,7 +477,7 @@ pub fn queue_confirmations(
     if rows.is_empty() {
         return Ok(());
     }
-    let kind = EmailKind::Confirmation.as_str();
+    let kind = EmailKind::Confirmation;
     match conn {
         DbConnection::Pg(pg) => {
             let ids: Vec<i64> = rows.iter().map(|r| r.subscriber_id).collect();
@@ -491,8 +490,8 @@ pub fn queue_confirmations(
             Statement::<()>::new(
                 QUEUE_CONFIRMATIONS,
                 vec![
-                    bind::<Text, _>(kind),
-                    bind::<Text, _>(status::PENDING),
+                    bind::<Text, _>(&kind),
+                    bind::<Text, _>(&EmailStatus::Pending),
                     bind::<Timestamp, _>(&now),
                     bind::<Array<BigInt>, _>(&ids),
                     bind::<Array<Text>, _>(&to),
@@ -519,7 +518,7 @@ pub fn queue_confirmations(
                         body_html: row.body_html,
                         list_unsubscribe: None,
                         message_id: row.message_id,
-                        status: status::PENDING,
+                        status: EmailStatus::Pending,
                         next_attempt_at: now,
                         created_at: now,
                     },

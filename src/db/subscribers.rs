@@ -1,10 +1,11 @@
-//! Subscribers (one row per address) and their subscriptions (one per newsletter).
+//! Subscribers: one row per address, with what an operator searches, exports and erases.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::DbConnection;
 use super::schema::{newsletters, subscribers, subscriptions};
-use super::{DbConnection, newsletters::Newsletter};
+use super::states::{EmailKind, EmailStatus, SubscriptionStatus};
 use crate::on_backend;
 
 /// A reader's address and details.
@@ -51,77 +52,6 @@ pub struct NewSubscriber<'a> {
     pub updated_at: NaiveDateTime,
 }
 
-/// Where a subscription stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Signed up, not yet confirmed: receives nothing but the confirmation email.
-    Pending,
-    /// Confirmed: receives the newsletter.
-    Confirmed,
-    /// Left: receives nothing until a new double opt-in.
-    Unsubscribed,
-}
-
-impl Status {
-    /// The stored text.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Confirmed => "confirmed",
-            Self::Unsubscribed => "unsubscribed",
-        }
-    }
-
-    /// The status a stored text stands for.
-    pub(crate) fn from_stored(s: &str) -> Self {
-        match s {
-            "confirmed" => Self::Confirmed,
-            "unsubscribed" => Self::Unsubscribed,
-            // The CHECK constraint admits only the three values.
-            _ => Self::Pending,
-        }
-    }
-}
-
-/// One subscriber's relation to one newsletter.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = subscriptions)]
-pub struct Subscription {
-    /// Row id.
-    pub id: i64,
-    /// Who.
-    pub subscriber_id: i64,
-    /// To what.
-    pub newsletter_id: i64,
-    /// Stored status text; see [`Subscription::status`].
-    pub status: String,
-    /// Created.
-    pub created_at: NaiveDateTime,
-    /// Confirmed (latest).
-    pub confirmed_at: Option<NaiveDateTime>,
-    /// Unsubscribed (latest).
-    pub unsubscribed_at: Option<NaiveDateTime>,
-    /// Last change.
-    pub updated_at: NaiveDateTime,
-}
-
-impl Subscription {
-    /// The status as a type.
-    pub fn status(&self) -> Status {
-        Status::from_stored(&self.status)
-    }
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = subscriptions)]
-struct NewSubscription<'a> {
-    subscriber_id: i64,
-    newsletter_id: i64,
-    status: &'a str,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
-}
-
 /// Inserts the subscriber unless the address is already known; returns the new row, or
 /// `None` when the address was known.
 pub fn insert_if_absent(
@@ -142,138 +72,6 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Subscriber>>
     subscribers::table
         .find(id)
         .select(Subscriber::as_select())
-        .first(conn)
-        .optional()
-}
-
-/// Titles of the subscriber's newsletters in one status, in form order.
-pub fn newsletters_with_status(
-    conn: &mut DbConnection,
-    subscriber_id: i64,
-    status: Status,
-) -> QueryResult<Vec<Newsletter>> {
-    subscriptions::table
-        .inner_join(newsletters::table)
-        .filter(subscriptions::subscriber_id.eq(subscriber_id))
-        .filter(subscriptions::status.eq(status.as_str()))
-        .order(newsletters::id.asc())
-        .select(Newsletter::as_select())
-        .load(conn)
-}
-
-/// Adds a pending subscription that no link confirms until a signup sends one (signups
-/// write theirs through `db::signups`).
-pub fn insert_pending(
-    conn: &mut DbConnection,
-    subscriber_id: i64,
-    newsletter_id: i64,
-    now: NaiveDateTime,
-) -> QueryResult<()> {
-    diesel::insert_into(subscriptions::table)
-        .values(NewSubscription {
-            subscriber_id,
-            newsletter_id,
-            status: Status::Pending.as_str(),
-            created_at: now,
-            updated_at: now,
-        })
-        .execute(conn)?;
-    Ok(())
-}
-
-/// Confirms the subscriber's pending subscriptions that await this link, and no others:
-/// (subscription id, newsletter id) of each.
-pub fn confirm_awaiting(
-    conn: &mut DbConnection,
-    subscriber_id: i64,
-    token_hash: &str,
-    now: NaiveDateTime,
-) -> QueryResult<Vec<(i64, i64)>> {
-    diesel::update(
-        subscriptions::table
-            .filter(subscriptions::subscriber_id.eq(subscriber_id))
-            .filter(subscriptions::status.eq(Status::Pending.as_str()))
-            .filter(subscriptions::confirmation_token_hash.eq(token_hash)),
-    )
-    .set((
-        subscriptions::status.eq(Status::Confirmed.as_str()),
-        subscriptions::confirmed_at.eq(now),
-        subscriptions::updated_at.eq(now),
-        subscriptions::confirmation_token_hash.eq(None::<String>),
-    ))
-    .returning((subscriptions::id, subscriptions::newsletter_id))
-    .get_results(conn)
-}
-
-/// The newsletters, in form order, whose pending subscriptions this link would confirm.
-pub fn awaiting(
-    conn: &mut DbConnection,
-    subscriber_id: i64,
-    token_hash: &str,
-) -> QueryResult<Vec<Newsletter>> {
-    subscriptions::table
-        .inner_join(newsletters::table)
-        .filter(subscriptions::subscriber_id.eq(subscriber_id))
-        .filter(subscriptions::status.eq(Status::Pending.as_str()))
-        .filter(subscriptions::confirmation_token_hash.eq(token_hash))
-        .order(newsletters::id.asc())
-        .select(Newsletter::as_select())
-        .load(conn)
-}
-
-/// Unsubscribes one subscription; false when it was not subscribed (idempotent).
-pub fn unsubscribe_one(
-    conn: &mut DbConnection,
-    subscription_id: i64,
-    now: NaiveDateTime,
-) -> QueryResult<bool> {
-    let changed = diesel::update(
-        subscriptions::table
-            .find(subscription_id)
-            .filter(subscriptions::status.ne(Status::Unsubscribed.as_str())),
-    )
-    .set((
-        subscriptions::status.eq(Status::Unsubscribed.as_str()),
-        subscriptions::unsubscribed_at.eq(now),
-        subscriptions::updated_at.eq(now),
-    ))
-    .execute(conn)?;
-    Ok(changed > 0)
-}
-
-/// Unsubscribes every subscription of a subscriber.
-pub fn unsubscribe_all(
-    conn: &mut DbConnection,
-    subscriber_id: i64,
-    now: NaiveDateTime,
-) -> QueryResult<usize> {
-    diesel::update(
-        subscriptions::table
-            .filter(subscriptions::subscriber_id.eq(subscriber_id))
-            .filter(subscriptions::status.ne(Status::Unsubscribed.as_str())),
-    )
-    .set((
-        subscriptions::status.eq(Status::Unsubscribed.as_str()),
-        subscriptions::unsubscribed_at.eq(now),
-        subscriptions::updated_at.eq(now),
-    ))
-    .execute(conn)
-}
-
-/// A subscription with its subscriber and newsletter.
-pub fn find_subscription(
-    conn: &mut DbConnection,
-    subscription_id: i64,
-) -> QueryResult<Option<(Subscription, Subscriber, Newsletter)>> {
-    subscriptions::table
-        .inner_join(subscribers::table)
-        .inner_join(newsletters::table)
-        .filter(subscriptions::id.eq(subscription_id))
-        .select((
-            Subscription::as_select(),
-            Subscriber::as_select(),
-            Newsletter::as_select(),
-        ))
         .first(conn)
         .optional()
 }
@@ -332,31 +130,18 @@ pub fn find_by_key(conn: &mut DbConnection, email_key: &str) -> QueryResult<Opti
         .optional()
 }
 
-/// The subscriptions of these subscribers with their newsletters, in newsletter order.
-pub fn subscriptions_with_newsletters(
-    conn: &mut DbConnection,
-    subscriber_ids: &[i64],
-) -> QueryResult<Vec<(Subscription, Newsletter)>> {
-    subscriptions::table
-        .inner_join(newsletters::table)
-        .filter(subscriptions::subscriber_id.eq_any(subscriber_ids))
-        .order((subscriptions::subscriber_id, newsletters::id))
-        .select((Subscription::as_select(), Newsletter::as_select()))
-        .load(conn)
-}
-
 /// One email queued for a subscriber, as their history shows it.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = super::schema::outbound_emails)]
 pub struct Delivery {
     /// Row id.
     pub id: i64,
-    /// `confirmation`, `welcome` or `digest`.
-    pub kind: String,
+    /// What it was for.
+    pub kind: EmailKind,
     /// Subject line.
     pub subject: String,
     /// Where it stands.
-    pub status: String,
+    pub status: EmailStatus,
     /// Attempts made.
     pub attempts: i32,
     /// Queued.
@@ -444,46 +229,6 @@ pub fn delete_everything(conn: &mut DbConnection, subscriber: &Subscriber) -> Qu
     })
 }
 
-/// Adds a confirmed subscription (an operator's import with recorded consent).
-pub fn insert_confirmed(
-    conn: &mut DbConnection,
-    subscriber_id: i64,
-    newsletter_id: i64,
-    now: NaiveDateTime,
-) -> QueryResult<()> {
-    diesel::insert_into(subscriptions::table)
-        .values((
-            subscriptions::subscriber_id.eq(subscriber_id),
-            subscriptions::newsletter_id.eq(newsletter_id),
-            subscriptions::status.eq(Status::Confirmed.as_str()),
-            subscriptions::created_at.eq(now),
-            subscriptions::confirmed_at.eq(now),
-            subscriptions::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-    Ok(())
-}
-
-/// Confirms one pending subscription.
-pub fn confirm_one(
-    conn: &mut DbConnection,
-    subscription_id: i64,
-    now: NaiveDateTime,
-) -> QueryResult<()> {
-    diesel::update(
-        subscriptions::table
-            .find(subscription_id)
-            .filter(subscriptions::status.eq(Status::Pending.as_str())),
-    )
-    .set((
-        subscriptions::status.eq(Status::Confirmed.as_str()),
-        subscriptions::confirmed_at.eq(now),
-        subscriptions::updated_at.eq(now),
-    ))
-    .execute(conn)?;
-    Ok(())
-}
-
 /// Records why the subscriber may be mailed without a double opt-in, unless a note is
 /// already there (the first consent recorded stays).
 pub fn note_consent(conn: &mut DbConnection, subscriber_id: i64, note: &str) -> QueryResult<()> {
@@ -509,7 +254,7 @@ pub struct ExportRow {
     /// Newsletter slug.
     pub newsletter: String,
     /// Status.
-    pub status: String,
+    pub status: SubscriptionStatus,
     /// Signed up.
     pub subscribed_at: NaiveDateTime,
     /// Confirmed.
@@ -555,18 +300,5 @@ pub fn by_keys(conn: &mut DbConnection, email_keys: &[String]) -> QueryResult<Ve
     subscribers::table
         .filter(subscribers::email_key.eq_any(email_keys))
         .select(Subscriber::as_select())
-        .load(conn)
-}
-
-/// These subscribers' subscriptions to one newsletter.
-pub fn subscriptions_to(
-    conn: &mut DbConnection,
-    subscriber_ids: &[i64],
-    newsletter_id: i64,
-) -> QueryResult<Vec<Subscription>> {
-    subscriptions::table
-        .filter(subscriptions::subscriber_id.eq_any(subscriber_ids))
-        .filter(subscriptions::newsletter_id.eq(newsletter_id))
-        .select(Subscription::as_select())
         .load(conn)
 }

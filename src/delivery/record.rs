@@ -125,7 +125,7 @@ fn write_outcomes(
         .iter()
         .filter(|(_, outcome)| matches!(outcome, Outcome::Sent))
     {
-        tally.sent(&email.kind, 1);
+        tally.sent(email.kind.as_str(), 1);
     }
     if !sent.is_empty() {
         outbound::mark_sent(conn, &sent, now)?;
@@ -153,33 +153,33 @@ fn write_outcomes(
             Outcome::Failed { error } => {
                 tracing::warn!(email_id = email.id, kind = %email.kind, error = %redact::addresses(error), "email failed permanently");
                 outbound::mark_failed(conn, email.id, now, error)?;
-                tally.failed(&email.kind);
+                tally.failed(email.kind.as_str());
             }
             Outcome::Refused { error } => {
                 tracing::warn!(email_id = email.id, kind = %email.kind, error = %redact::addresses(error), "email refused permanently");
                 outbound::mark_failed(conn, email.id, now, error)?;
                 bounces.push(db::bounces::SmtpBounce {
                     email_id: email.id,
-                    kind: db::bounces::Kind::Hard,
+                    kind: db::states::BounceKind::Hard,
                     reply: error.clone(),
                 });
-                tally.failed(&email.kind);
+                tally.failed(email.kind.as_str());
             }
             Outcome::Retry { error } => {
                 match backoff::next_attempt(settings, email.attempts, email.created_at, now) {
                     Retry::At(at) => {
                         tracing::info!(email_id = email.id, attempts = email.attempts, retry_at = %at, error = %redact::addresses(error), "email will be retried");
                         outbound::schedule_retry(conn, email.claim(), at, error)?;
-                        tally.retried(&email.kind);
+                        tally.retried(email.kind.as_str());
                     }
                     Retry::GiveUp => {
                         let error = format!("gave up after {} attempts: {error}", email.attempts);
                         tracing::warn!(email_id = email.id, error = %redact::addresses(&error), "email failed");
                         outbound::mark_failed(conn, email.id, now, &error)?;
-                        tally.failed(&email.kind);
+                        tally.failed(email.kind.as_str());
                         bounces.push(db::bounces::SmtpBounce {
                             email_id: email.id,
-                            kind: db::bounces::Kind::Soft,
+                            kind: db::states::BounceKind::Soft,
                             reply: error,
                         });
                     }
@@ -187,6 +187,11 @@ fn write_outcomes(
             }
         }
     }
-    db::bounces::record_smtp(conn, bounce_rules, &bounces, now)?;
+    let limits = db::bounces::Limits {
+        hard_limit: bounce_rules.hard_limit,
+        score_limit: bounce_rules.score_limit,
+        window: bounce_rules.window,
+    };
+    db::bounces::record_smtp(conn, &limits, &bounces, now)?;
     Ok(tally)
 }

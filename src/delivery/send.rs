@@ -116,11 +116,11 @@ impl Sender {
             tracing::debug!(email_id = email.id, "lease too short to send; given back");
             return Outcome::Released;
         }
-        let session = self.sessions.for_stream(MailStream::of_kind(&email.kind));
+        let session = self.sessions.for_stream(MailStream::of_kind(email.kind));
         let started = Instant::now();
         let sent = session.send(&message).await;
         let elapsed = started.elapsed();
-        self.metrics.smtp_send(&email.kind, elapsed);
+        self.metrics.smtp_send(email.kind.as_str(), elapsed);
         let outcome = match sent {
             Ok(()) => Outcome::Sent,
             Err(SendError::Permanent(error)) => Outcome::Refused { error },

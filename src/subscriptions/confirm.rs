@@ -1,9 +1,10 @@
 //! `POST /subscriptions/confirm`: the second half of double opt-in.
 
 use super::{Policy, ServiceError};
-use crate::db::outbound::{self, EmailKind, NewOutboundEmail};
-use crate::db::subscribers::{self, Status};
+use crate::db::outbound::{self, NewOutboundEmail};
+use crate::db::states::{EmailKind, EmailStatus, SubscriptionStatus as Status};
 use crate::db::{self, DbConnection, confirmation_tokens};
+use crate::db::{subscribers, subscriptions};
 use crate::mail::templates::{WelcomeEmail, WelcomeNewsletter};
 use crate::mail::{RenderedEmail, new_message_id};
 use crate::tokens::{self, UnsubscribeScope};
@@ -37,7 +38,7 @@ pub fn peek_confirmation(
         Some(t) if t.consumed_at.is_some() => ConfirmOutcome::AlreadyConfirmed(Vec::new()),
         Some(t) if t.expires_at <= now => ConfirmOutcome::Expired,
         Some(t) => ConfirmOutcome::Confirmed(
-            subscribers::awaiting(conn, t.subscriber_id, &token_hash)?
+            subscriptions::awaiting(conn, t.subscriber_id, &token_hash)?
                 .into_iter()
                 .map(|n| n.title)
                 .collect(),
@@ -73,7 +74,7 @@ pub fn confirm(
             return Ok(ConfirmOutcome::Unknown);
         };
         let subscriber_id = stored.subscriber_id;
-        let confirmed = subscribers::confirm_awaiting(conn, subscriber_id, &token_hash, now)?;
+        let confirmed = subscriptions::confirm_awaiting(conn, subscriber_id, &token_hash, now)?;
         if !confirmed.is_empty() {
             queue_welcome(conn, policy, subscriber_id, &confirmed, now)?;
         }
@@ -89,7 +90,7 @@ fn confirmed_titles(
     subscriber_id: i64,
 ) -> Result<Vec<String>, ServiceError> {
     Ok(
-        subscribers::newsletters_with_status(conn, subscriber_id, Status::Confirmed)?
+        subscriptions::newsletters_with_status(conn, subscriber_id, Status::Confirmed)?
             .into_iter()
             .map(|n| n.title)
             .collect(),
@@ -107,7 +108,7 @@ fn queue_welcome(
     let Some(subscriber) = subscribers::find(conn, subscriber_id)? else {
         return Ok(());
     };
-    let titles = subscribers::newsletters_with_status(conn, subscriber_id, Status::Confirmed)?;
+    let titles = subscriptions::newsletters_with_status(conn, subscriber_id, Status::Confirmed)?;
     let unsubscribe_link =
         |scope| policy.link(&format!("/unsubscribe?token={}", policy.signer.sign(scope)));
     let newsletters: Vec<WelcomeNewsletter> = confirmed
@@ -139,7 +140,7 @@ fn queue_welcome(
     outbound::enqueue(
         conn,
         &NewOutboundEmail {
-            kind: EmailKind::Welcome.as_str(),
+            kind: EmailKind::Welcome,
             subscriber_id: Some(subscriber_id),
             recipient_email: &subscriber.email,
             recipient_name: subscriber.name.as_deref(),
@@ -148,7 +149,7 @@ fn queue_welcome(
             body_html: &rendered.html,
             list_unsubscribe: Some(&list_unsubscribe),
             message_id: &message_id,
-            status: outbound::status::PENDING,
+            status: EmailStatus::Pending,
             next_attempt_at: now,
             created_at: now,
         },

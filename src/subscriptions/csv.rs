@@ -11,7 +11,9 @@ use super::group;
 use super::signup::{self, PreparedSignup, SignupOutcome, SignupRequest};
 use super::{Policy, ServiceError};
 use crate::db::newsletters::Newsletter;
-use crate::db::subscribers::{self, ExportRow, NewSubscriber, Status, Subscriber, Subscription};
+use crate::db::states::SubscriptionStatus as Status;
+use crate::db::subscribers::{self, ExportRow, NewSubscriber, Subscriber};
+use crate::db::subscriptions::{self, Subscription};
 use crate::db::{self, DbConnection};
 use crate::domain::{EmailError, NameError, SubscriberEmail, SubscriberName};
 
@@ -123,7 +125,7 @@ fn cells(row: &ExportRow) -> [Cow<'_, str>; 9] {
         guard_cell(&row.email),
         optional(&row.name),
         guard_cell(&row.newsletter),
-        guard_cell(&row.status),
+        guard_cell(row.status.as_str()),
         Cow::Owned(timestamp(row.subscribed_at)),
         time(row.confirmed_at),
         time(row.unsubscribed_at),
@@ -391,7 +393,7 @@ impl Standing {
             .map(|s| (s.email_key.clone(), s))
             .collect();
         let ids: Vec<i64> = subscribers.values().map(|s| s.id).collect();
-        let subscriptions = subscribers::subscriptions_to(conn, &ids, newsletter_id)?
+        let subscriptions = subscriptions::subscriptions_to(conn, &ids, newsletter_id)?
             .into_iter()
             .map(|s| (s.subscriber_id, s))
             .collect();
@@ -448,7 +450,7 @@ pub fn import(
             for row in batch {
                 let now = db::now();
                 let (subscriber, subscription) = standing.of(row);
-                match subscription.map(Subscription::status) {
+                match subscription.map(|s| s.status) {
                     Some(Status::Unsubscribed) => {
                         counts.left_unsubscribed += 1;
                         continue;
@@ -502,8 +504,8 @@ pub fn import(
                             }
                         };
                         match subscription {
-                            Some(pending) => subscribers::confirm_one(conn, pending.id, now)?,
-                            None => subscribers::insert_confirmed(
+                            Some(pending) => subscriptions::confirm_one(conn, pending.id, now)?,
+                            None => subscriptions::insert_confirmed(
                                 conn,
                                 subscriber_id,
                                 newsletter.id,

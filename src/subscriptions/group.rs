@@ -18,7 +18,8 @@ use super::rules::{self, Decision, Limits, MailboxHistory, SignupOutcome, Standi
 use super::signup::{PreparedSignup, confirmation_email};
 use super::{Policy, ServiceError};
 use crate::db::signups::{self as store, StoredSubscriber};
-use crate::db::subscribers::{NewSubscriber, Status};
+use crate::db::states::SubscriptionStatus as Status;
+use crate::db::subscribers::NewSubscriber;
 use crate::db::{self, DbConnection, newsletters};
 use crate::domain::SubscriberName;
 use crate::mail::RenderedEmail;

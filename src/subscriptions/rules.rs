@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDateTime;
 
 use crate::config::SignupSettings;
-use crate::db::subscribers::Status;
+use crate::db::states::SubscriptionStatus as Status;
 
 /// What the signup did. The reader sees the same answer for all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

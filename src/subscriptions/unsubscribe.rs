@@ -1,7 +1,8 @@
 //! `POST /unsubscribe`: leave one newsletter or all of them, in one step.
 
-use crate::db::subscribers::{self, Status};
+use crate::db::states::SubscriptionStatus as Status;
 use crate::db::{self, DbConnection};
+use crate::db::{subscribers, subscriptions};
 use crate::tokens::UnsubscribeScope;
 
 use super::ServiceError;
@@ -30,7 +31,7 @@ pub fn describe_scope(
 ) -> Result<Option<String>, ServiceError> {
     Ok(match scope {
         UnsubscribeScope::Subscription(id) => {
-            subscribers::find_subscription(conn, id)?.map(|(_, _, newsletter)| newsletter.title)
+            subscriptions::find_subscription(conn, id)?.map(|(_, _, newsletter)| newsletter.title)
         }
         UnsubscribeScope::Subscriber(id) => {
             subscribers::find(conn, id)?.map(|_| ALL_NEWSLETTERS.to_owned())
@@ -47,11 +48,11 @@ pub fn unsubscribe(
         let now = db::now();
         match scope {
             UnsubscribeScope::Subscription(id) => {
-                let Some((_, subscriber, newsletter)) = subscribers::find_subscription(conn, id)?
+                let Some((_, subscriber, newsletter)) = subscriptions::find_subscription(conn, id)?
                 else {
                     return Ok(None);
                 };
-                let changed = subscribers::unsubscribe_one(conn, id, now)?;
+                let changed = subscriptions::unsubscribe_one(conn, id, now)?;
                 if changed {
                     tracing::info!(subscriber_id = subscriber.id, newsletter = %newsletter.slug, "unsubscribed");
                 }
@@ -66,7 +67,7 @@ pub fn unsubscribe(
                 let Some(subscriber) = subscribers::find(conn, id)? else {
                     return Ok(None);
                 };
-                let changed = subscribers::unsubscribe_all(conn, id, now)?;
+                let changed = subscriptions::unsubscribe_all(conn, id, now)?;
                 if changed > 0 {
                     tracing::info!(
                         subscriber_id = id,
@@ -74,7 +75,7 @@ pub fn unsubscribe(
                         "unsubscribed from all"
                     );
                 }
-                let slugs = subscribers::newsletters_with_status(conn, id, Status::Unsubscribed)?
+                let slugs = subscriptions::newsletters_with_status(conn, id, Status::Unsubscribed)?
                     .into_iter()
                     .map(|n| n.slug)
                     .collect();

@@ -294,7 +294,7 @@ async fn the_worker_command_delivers_queued_mail_and_stops_on_sigterm() {
     let mails = relay.wait_for_messages(1, Duration::from_secs(20)).await;
     assert_eq!(mails[0].rcpt_to, vec![email]);
     let records = app.wait_until_queue_settles().await;
-    assert_eq!(records[0].status, "sent");
+    assert_eq!(records[0].status.as_str(), "sent");
 
     let pid = worker.id().unwrap().to_string();
     assert!(

@@ -32,7 +32,7 @@ async fn mail_queued_while_the_server_is_down_is_delivered_when_it_comes_up() {
     loop {
         let records = app.outbound().await;
         if records[0].attempts >= 2 {
-            assert_eq!(records[0].status, "pending");
+            assert_eq!(records[0].status.as_str(), "pending");
             assert!(records[0].last_error.is_some());
             break;
         }
@@ -44,7 +44,7 @@ async fn mail_queued_while_the_server_is_down_is_delivered_when_it_comes_up() {
     let mails = server.wait_for_messages(1, Duration::from_secs(15)).await;
     assert_eq!(mails[0].rcpt_to, vec![email]);
     let records = app.wait_until_queue_settles().await;
-    assert_eq!(records[0].status, "sent");
+    assert_eq!(records[0].status.as_str(), "sent");
     server
         .assert_no_more_messages(1, Duration::from_millis(800))
         .await;
@@ -59,7 +59,7 @@ async fn a_5xx_marks_the_email_failed_with_the_reply_and_is_not_retried() {
     });
     app.sign_up(&unique_email()).await;
     let records = app.wait_until_queue_settles().await;
-    assert_eq!(records[0].status, "failed");
+    assert_eq!(records[0].status.as_str(), "failed");
     assert_eq!(records[0].attempts, 1);
     let error = records[0].last_error.clone().unwrap();
     assert!(
@@ -88,7 +88,7 @@ async fn a_4xx_is_retried_with_backoff_until_accepted() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let records = app.outbound().await;
-    assert_eq!(records[0].status, "pending");
+    assert_eq!(records[0].status.as_str(), "pending");
     assert!(
         records[0]
             .last_error
@@ -100,7 +100,7 @@ async fn a_4xx_is_retried_with_backoff_until_accepted() {
     app.smtp().set_behaviour(Behaviour::Accept);
     app.emails(1).await;
     let records = app.wait_until_queue_settles().await;
-    assert_eq!(records[0].status, "sent");
+    assert_eq!(records[0].status.as_str(), "sent");
     assert!(records[0].attempts >= 3, "{records:?}");
 }
 
@@ -113,7 +113,7 @@ async fn a_5xx_on_data_fails_and_a_dropped_connection_is_retried() {
     });
     app.sign_up(&unique_email()).await;
     let records = app.wait_until_queue_settles().await;
-    assert_eq!(records[0].status, "failed");
+    assert_eq!(records[0].status.as_str(), "failed");
 
     app.smtp().set_behaviour(Behaviour::DropAfterData);
     app.sign_up(&unique_email()).await;
@@ -125,7 +125,7 @@ async fn a_5xx_on_data_fails_and_a_dropped_connection_is_retried() {
     app.smtp().set_behaviour(Behaviour::Accept);
     app.emails(1).await;
     let records = app.wait_until_queue_settles().await;
-    assert_eq!(records[1].status, "sent");
+    assert_eq!(records[1].status.as_str(), "sent");
 }
 
 #[tokio::test]

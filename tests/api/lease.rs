@@ -19,6 +19,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use spacedigest::config::SqliteSynchronous;
 use spacedigest::db::outbound::{self, Claim, NewOutboundEmail, QueuedEmail};
 use spacedigest::db::schema::outbound_emails;
+use spacedigest::db::states::{EmailKind, EmailStatus};
 use spacedigest::db::{DbConnection, Pool};
 
 use crate::support::app::{TestDatabase, test_settings};
@@ -57,7 +58,7 @@ fn enqueue(conn: &mut DbConnection, n: usize, due: NaiveDateTime) -> QueryResult
             outbound::enqueue(
                 conn,
                 &NewOutboundEmail {
-                    kind: "confirmation",
+                    kind: EmailKind::Confirmation,
                     subscriber_id: None,
                     recipient_email: "reader@example.com",
                     recipient_name: None,
@@ -66,7 +67,7 @@ fn enqueue(conn: &mut DbConnection, n: usize, due: NaiveDateTime) -> QueryResult
                     body_html: "<p>html</p>",
                     list_unsubscribe: None,
                     message_id: &message_id,
-                    status: "pending",
+                    status: EmailStatus::Pending,
                     next_attempt_at: due,
                     created_at: due,
                 },

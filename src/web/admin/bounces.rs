@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, web};
 
 use super::format::{format_time, subscriber_id};
 use super::{Console, ConsoleError, CsrfForm, see_other};
+use crate::db::states::{BounceKind, BounceSource};
 use crate::db::{self, bounces};
 
 /// Events shown on a subscriber's page.
@@ -13,7 +14,7 @@ const EVENTS_SHOWN: i64 = 100;
 /// One line of the bounce history, as the page shows it.
 pub struct EventRow {
     pub at: String,
-    pub kind: String,
+    pub kind: &'static str,
     pub class: &'static str,
     pub source: &'static str,
     pub reason: String,
@@ -33,29 +34,33 @@ pub struct BouncePanel {
     pub events_total: i64,
 }
 
-fn kind_badge(kind: &str) -> &'static str {
+fn kind_badge(kind: BounceKind) -> &'static str {
     match kind {
-        "hard" | "complaint" => "badge--danger",
-        "soft" => "badge--warn",
-        _ => "badge--muted",
+        BounceKind::Hard | BounceKind::Complaint => "badge--danger",
+        BounceKind::Soft => "badge--warn",
+        BounceKind::Cleared => "badge--muted",
     }
 }
 
-fn source_label(source: &str) -> &'static str {
+fn source_label(source: BounceSource) -> &'static str {
     match source {
-        "smtp" => "mail server",
-        "webhook" => "bounce webhook",
-        "console" => "console",
-        _ => "unknown",
+        BounceSource::Smtp => "mail server",
+        BounceSource::Webhook => "bounce webhook",
+        BounceSource::Console => "console",
     }
 }
 
 /// Loads the panel for subscriber `id`.
 pub async fn panel(console: &Console, id: i64) -> Result<BouncePanel, ConsoleError> {
-    let rules = console.state.settings.bounces.clone();
-    let window_days = rules.window.as_secs() / 86_400;
+    let rules = &console.state.settings.bounces;
+    let limits = bounces::Limits {
+        hard_limit: rules.hard_limit,
+        score_limit: rules.score_limit,
+        window: rules.window,
+    };
+    let window_days = limits.window.as_secs() / 86_400;
     let (standing, (events, events_total)) = db::run(console.pool(), move |conn| {
-        let standing = bounces::standing(conn, &rules, id, db::now())?;
+        let standing = bounces::standing(conn, &limits, id, db::now())?;
         Ok((standing, bounces::events_of(conn, id, EVENTS_SHOWN)?))
     })
     .await?;
@@ -69,9 +74,9 @@ pub async fn panel(console: &Console, id: i64) -> Result<BouncePanel, ConsoleErr
             .into_iter()
             .map(|e| EventRow {
                 at: format_time(e.created_at),
-                class: kind_badge(&e.kind),
-                source: source_label(&e.source),
-                kind: e.kind,
+                class: kind_badge(e.kind),
+                source: source_label(e.source),
+                kind: e.kind.as_str(),
                 reason: e.reason,
             })
             .collect(),

@@ -7,6 +7,7 @@ use chrono::{Duration, NaiveDate};
 use super::format::format_time;
 use super::{Console, ConsoleError, Layout, render};
 use crate::db::dashboard::{self, DayCount, Movement, PeopleCounts, QueueHealth};
+use crate::db::states::SubscriptionStatus;
 use crate::db::{self, digests, newsletters};
 
 /// Days the chart covers, today included.
@@ -86,15 +87,18 @@ async fn dashboard(console: Console) -> Result<HttpResponse, ConsoleError> {
         let newsletters = all
             .into_iter()
             .map(|n| {
-                let count = |status: &str| {
+                let count = |status: SubscriptionStatus| {
                     by_status
                         .iter()
                         .filter(|c| c.newsletter_id == n.id && c.status == status)
                         .map(|c| c.count)
                         .sum()
                 };
-                let (confirmed, pending, unsubscribed) =
-                    (count("confirmed"), count("pending"), count("unsubscribed"));
+                let (confirmed, pending, unsubscribed) = (
+                    count(SubscriptionStatus::Confirmed),
+                    count(SubscriptionStatus::Pending),
+                    count(SubscriptionStatus::Unsubscribed),
+                );
                 NewsletterRow {
                     total: confirmed + pending + unsubscribed,
                     confirmed,

@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::WebhookToken;
-use crate::db::bounces::{self, Kind, Report};
+use crate::db::bounces::{self, Limits, Report};
+use crate::db::states::BounceKind as Kind;
 use crate::db::{self, StorageError};
 use crate::domain::SubscriberEmail;
 use crate::web::AppState;
@@ -67,13 +68,18 @@ pub async fn bounces(
         Ok(reports) => reports,
         Err(problems) => return malformed(&problems),
     };
-    let rules = state.settings.bounces.clone();
+    let rules = &state.settings.bounces;
+    let limits = Limits {
+        hard_limit: rules.hard_limit,
+        score_limit: rules.score_limit,
+        window: rules.window,
+    };
     let count = reports.len();
     let applied = db::run_writing(
         &state.pool,
         &state.settings.database.url,
         move |conn| -> Result<_, StorageError> {
-            Ok(bounces::apply_reports(conn, &rules, &reports, db::now())?)
+            Ok(bounces::apply_reports(conn, &limits, &reports, db::now())?)
         },
     )
     .await;

@@ -15,6 +15,7 @@ use chrono::NaiveDateTime;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use spacedigest::db::outbound::{self, NewOutboundEmail};
+use spacedigest::db::states::{EmailKind, EmailStatus};
 use spacedigest::db::subscribers::{self, NewSubscriber};
 use spacedigest::db::{self, confirmation_tokens};
 
@@ -185,7 +186,7 @@ async fn readers_in_state(
                     },
                 )?
                 .expect("a new address");
-                subscribers::insert_pending(conn, subscriber.id, newsletter.id, then)?;
+                crate::support::rows::insert_pending(conn, subscriber.id, newsletter.id, then)?;
                 set_status(conn, subscriber.id, status, then)?;
                 let (_, hash) = spacedigest::tokens::new_confirmation_token();
                 confirmation_tokens::insert(
@@ -198,7 +199,7 @@ async fn readers_in_state(
                 outbound::enqueue(
                     conn,
                     &NewOutboundEmail {
-                        kind: "confirmation",
+                        kind: EmailKind::Confirmation,
                         subscriber_id: Some(subscriber.id),
                         recipient_email: email,
                         recipient_name: None,
@@ -207,7 +208,7 @@ async fn readers_in_state(
                         body_html: "",
                         list_unsubscribe: None,
                         message_id: &format!("{email}.confirmation@spacedigest.test"),
-                        status: "sent",
+                        status: EmailStatus::Sent,
                         next_attempt_at: then,
                         created_at: then,
                     },

@@ -55,7 +55,7 @@ async fn queued(app: &TestApp) -> usize {
     app.outbound()
         .await
         .iter()
-        .filter(|e| e.kind == "confirmation")
+        .filter(|e| e.kind.as_str() == "confirmation")
         .count()
 }
 

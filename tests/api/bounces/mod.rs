@@ -49,8 +49,13 @@ async fn subscriber_id(app: &TestApp, email: &str) -> i64 {
 /// Where the subscriber stands now, as the console computes it.
 async fn standing(app: &TestApp, email: &str) -> Standing {
     let id = subscriber_id(app, email).await;
-    let rules = app.settings.bounces.clone();
-    app.db(move |c| bounces::standing(c, &rules, id, spacedigest::db::now()))
+    let rules = &app.settings.bounces;
+    let limits = bounces::Limits {
+        hard_limit: rules.hard_limit,
+        score_limit: rules.score_limit,
+        window: rules.window,
+    };
+    app.db(move |c| bounces::standing(c, &limits, id, spacedigest::db::now()))
         .await
 }
 

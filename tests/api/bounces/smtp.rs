@@ -45,7 +45,10 @@ async fn one_hard_bounce_at_limit_one_stops_the_next_digest_and_signups_send_not
     app.smtp().set_behaviour(refuse(gone, 550));
     send_digest_on(&app, day(1)).await;
     let records = app.wait_until_settled(SETTLE).await;
-    let failed: Vec<_> = records.iter().filter(|r| r.status == "failed").collect();
+    let failed: Vec<_> = records
+        .iter()
+        .filter(|r| r.status.as_str() == "failed")
+        .collect();
     assert_eq!(failed.len(), 1, "{records:?}");
     assert_eq!(&failed[0].recipient_email, gone);
 

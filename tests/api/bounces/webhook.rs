@@ -230,7 +230,7 @@ async fn queued_mail_to_a_complainer_or_a_bounced_reader_is_skipped_not_sent() {
         records
             .iter()
             .filter(|r| r.recipient_email == email)
-            .map(|r| r.status.clone())
+            .map(|r| r.status.to_string())
             .collect()
     };
     assert_eq!(status_of(&complainer), vec!["skipped"], "{records:?}");

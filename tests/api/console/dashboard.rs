@@ -3,19 +3,20 @@
 use diesel::prelude::*;
 use spacedigest::db::outbound::{self, NewOutboundEmail};
 use spacedigest::db::schema::outbound_emails;
-use spacedigest::db::{self, subscribers};
+use spacedigest::db::states::{EmailKind, EmailStatus};
+use spacedigest::db::{self, subscribers, subscriptions};
 
 use super::{Browser, assert_sent_to_login};
 use crate::support::app::{TestApp, spawn_app, unique_email};
 use crate::support::{add_story, cli};
 
-async fn queue_row(app: &TestApp, status: &'static str, attempts: i32, finished: bool) {
+async fn queue_row(app: &TestApp, status: EmailStatus, attempts: i32, finished: bool) {
     app.db(move |conn| {
         let now = db::now();
         let id = outbound::enqueue(
             conn,
             &NewOutboundEmail {
-                kind: "confirmation",
+                kind: EmailKind::Confirmation,
                 subscriber_id: None,
                 recipient_email: "queue-test@example.com",
                 recipient_name: None,
@@ -71,7 +72,7 @@ async fn the_dashboard_shows_counts_the_chart_the_queue_and_the_latest_digests()
     let key = emails[1].clone();
     app.db(move |conn| {
         let subscriber = subscribers::find_by_key(conn, &key)?.unwrap();
-        subscribers::unsubscribe_all(conn, subscriber.id, db::now())
+        subscriptions::unsubscribe_all(conn, subscriber.id, db::now())
     })
     .await;
     // The first also awaits confirmation of a second newsletter: still one person.
@@ -80,7 +81,7 @@ async fn the_dashboard_shows_counts_the_chart_the_queue_and_the_latest_digests()
     app.db(move |conn| {
         let subscriber = subscribers::find_by_key(conn, &key)?.unwrap();
         let mars = db::newsletters::by_slugs(conn, &["mars-weekly".to_owned()])?;
-        subscribers::insert_pending(conn, subscriber.id, mars[0].id, db::now())
+        crate::support::rows::insert_pending(conn, subscriber.id, mars[0].id, db::now())
     })
     .await;
     app.wait_until_queue_settles().await;
@@ -96,10 +97,10 @@ async fn the_dashboard_shows_counts_the_chart_the_queue_and_the_latest_digests()
     );
 
     // And the queue holds one of each state the dashboard counts.
-    queue_row(&app, "pending", 0, false).await;
-    queue_row(&app, "pending", 2, false).await;
-    queue_row(&app, "paused", 0, false).await;
-    queue_row(&app, "failed", 5, true).await;
+    queue_row(&app, EmailStatus::Pending, 0, false).await;
+    queue_row(&app, EmailStatus::Pending, 2, false).await;
+    queue_row(&app, EmailStatus::Paused, 0, false).await;
+    queue_row(&app, EmailStatus::Failed, 5, true).await;
 
     let browser = Browser::logged_in(&app).await;
     let page = browser.get("/admin").await;

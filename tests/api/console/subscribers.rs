@@ -7,7 +7,8 @@ use std::time::Duration;
 use diesel::prelude::*;
 use spacedigest::db::outbound::{self, NewOutboundEmail};
 use spacedigest::db::schema::{confirmation_tokens, outbound_emails, subscribers, subscriptions};
-use spacedigest::db::{self, subscribers as stored};
+use spacedigest::db::states::{EmailKind, EmailStatus};
+use spacedigest::db::{self, subscribers as stored, subscriptions as stored_subscriptions};
 
 use super::{Browser, assert_sent_to_login};
 use crate::support::app::{Answer, TestApp, spawn_app, unique_email};
@@ -229,7 +230,7 @@ async fn erasing_a_subscriber_removes_every_trace_including_queued_email() {
             outbound::enqueue(
                 conn,
                 &NewOutboundEmail {
-                    kind: "confirmation",
+                    kind: EmailKind::Confirmation,
                     subscriber_id,
                     recipient_email: &address,
                     recipient_name: Some("Ada"),
@@ -241,7 +242,7 @@ async fn erasing_a_subscriber_removes_every_trace_including_queued_email() {
                         "{}@spacedigest.test",
                         spacedigest::tokens::new_confirmation_token().1
                     ),
-                    status: "pending",
+                    status: EmailStatus::Pending,
                     next_attempt_at: now + chrono::Duration::days(1),
                     created_at: now,
                 },
@@ -553,7 +554,7 @@ async fn an_export_imports_into_a_fresh_install_as_it_was() {
     let left = emails[2].clone();
     app.db(move |conn| {
         let id = stored::find_by_key(conn, &left)?.unwrap().id;
-        stored::unsubscribe_all(conn, id, db::now())
+        stored_subscriptions::unsubscribe_all(conn, id, db::now())
     })
     .await;
 

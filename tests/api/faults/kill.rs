@@ -353,7 +353,10 @@ async fn while_outcomes_cannot_be_recorded_sending_stops_at_the_in_flight_limit(
              unrecorded (what a crash would repeat); {} more delivered in the last 0.5 s of \
              the stall; afterwards {} of {READERS} rows sent",
             still - delivered,
-            records.iter().filter(|r| r.status == "sent").count()
+            records
+                .iter()
+                .filter(|r| r.status.as_str() == "sent")
+                .count()
         ),
     );
     assert!(
@@ -364,7 +367,7 @@ async fn while_outcomes_cannot_be_recorded_sending_stops_at_the_in_flight_limit(
         still, delivered,
         "sending stopped while nothing could be recorded"
     );
-    assert!(records.iter().all(|r| r.status == "sent"));
+    assert!(records.iter().all(|r| r.status.as_str() == "sent"));
     for reader in (0..READERS).map(|i| format!("stalled-{i}@example.com")) {
         assert_eq!(app.smtp().messages_to(&reader).len(), 1, "{reader}");
     }

@@ -273,7 +273,10 @@ async fn a_server_slow_within_the_timeout_never_gets_a_copy_twice() {
         twice, 0,
         "a copy was sent again while the first was still due: {copies:?}"
     );
-    assert!(records.iter().all(|r| r.status == "sent"), "{records:?}");
+    assert!(
+        records.iter().all(|r| r.status.as_str() == "sent"),
+        "{records:?}"
+    );
 }
 
 #[tokio::test]
@@ -327,7 +330,7 @@ async fn a_reader_deferred_across_many_issues_gets_every_one_of_them() {
     let got = |reader: &str| app.smtp().messages_to(reader).len();
     let failed: Vec<String> = records
         .iter()
-        .filter(|r| r.status == "failed")
+        .filter(|r| r.status.as_str() == "failed")
         .map(|r| r.last_error.clone().unwrap_or_default())
         .collect();
     crate::support::figures::report(
@@ -455,7 +458,7 @@ async fn exercise(fault: Fault) {
     let failed_with = |recipient: &str| {
         records
             .iter()
-            .find(|r| r.recipient_email == recipient && r.status == "failed")
+            .find(|r| r.recipient_email == recipient && r.status.as_str() == "failed")
             .and_then(|r| r.last_error.clone())
     };
     let lost = recipients
@@ -610,7 +613,7 @@ fn sample_queue_attempts(app: &TestApp) -> (Arc<Mutex<Attempts>>, CancellationTo
     tokio::spawn(async move {
         let mut counts: HashMap<String, i32> = HashMap::new();
         while !stopped.is_cancelled() {
-            let records = spacedigest::db::run(&pool, spacedigest::db::outbound::all_records)
+            let records = spacedigest::db::run(&pool, crate::support::rows::all_records)
                 .await
                 .expect("the queue");
             let now = Instant::now();

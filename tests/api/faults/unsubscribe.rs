@@ -165,7 +165,10 @@ async fn after_an_unsubscribe_answers_sends_to_that_reader_stay_within_the_in_fl
         .iter()
         .filter(|l| past(l).is_none() && copies.contains_key(&l.email))
         .count();
-    let skipped = records.iter().filter(|r| r.status == "skipped").count();
+    let skipped = records
+        .iter()
+        .filter(|r| r.status.as_str() == "skipped")
+        .count();
     let left: HashMap<&str, &Leaver> = leavers.iter().map(|l| (l.email.as_str(), l)).collect();
     let stayers_wrong = queue
         .iter()
@@ -209,7 +212,12 @@ async fn after_an_unsubscribe_answers_sends_to_that_reader_stay_within_the_in_fl
         } else {
             "sent"
         };
-        assert_eq!(record.status, expected, "{}", record.recipient_email);
+        assert_eq!(
+            record.status.as_str(),
+            expected,
+            "{}",
+            record.recipient_email
+        );
     }
     assert_eq!(skipped, leavers.len() - lags.len() - got_before);
 }

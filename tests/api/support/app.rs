@@ -430,12 +430,12 @@ impl TestApp {
             .await
     }
 
-    pub async fn outbound(&self) -> Vec<spacedigest::db::outbound::EmailRecord> {
-        self.db(spacedigest::db::outbound::all_records).await
+    pub async fn outbound(&self) -> Vec<crate::support::rows::EmailRecord> {
+        self.db(crate::support::rows::all_records).await
     }
 
     /// Waits until every queued email has a final state.
-    pub async fn wait_until_queue_settles(&self) -> Vec<spacedigest::db::outbound::EmailRecord> {
+    pub async fn wait_until_queue_settles(&self) -> Vec<crate::support::rows::EmailRecord> {
         self.wait_until_settled(Duration::from_secs(15)).await
     }
 
@@ -443,11 +443,14 @@ impl TestApp {
     pub async fn wait_until_settled(
         &self,
         within: Duration,
-    ) -> Vec<spacedigest::db::outbound::EmailRecord> {
+    ) -> Vec<crate::support::rows::EmailRecord> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let records = self.outbound().await;
-            let pending: Vec<_> = records.iter().filter(|r| r.status == "pending").collect();
+            let pending: Vec<_> = records
+                .iter()
+                .filter(|r| r.status.as_str() == "pending")
+                .collect();
             if pending.is_empty() {
                 return records;
             }

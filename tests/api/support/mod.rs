@@ -7,6 +7,7 @@ mod cli;
 pub mod figures;
 pub mod http_server;
 pub mod pg_cluster;
+pub mod rows;
 mod seed;
 pub mod smtp_server;
 

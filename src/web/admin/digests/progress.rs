@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{date_label, issue_from_path, utc_label};
 use crate::db::digests::{self, IssueCounts, IssueWithNewsletter, SendState};
 use crate::db::outbound::{self, PageStart, Recipient, RecipientFilter};
+use crate::db::states::EmailStatus;
 use crate::web::admin::format::thousands_separated;
 use crate::web::admin::{Console, ConsoleError, Layout, render};
 use crate::web::form;
@@ -128,17 +129,19 @@ struct RecipientRow {
 
 impl From<Recipient> for RecipientRow {
     fn from(r: Recipient) -> Self {
-        let (status, badge) = match r.status.as_str() {
-            outbound::status::SENT => ("Sent", "badge--ok"),
-            outbound::status::FAILED => ("Failed", "badge--danger"),
-            outbound::status::PAUSED => ("Paused", "badge--warn"),
-            outbound::status::CANCELLED => ("Cancelled", "badge--muted"),
-            outbound::status::SKIPPED => ("Skipped", "badge--muted"),
+        let (status, badge) = match r.status {
+            EmailStatus::Sent => ("Sent", "badge--ok"),
+            EmailStatus::Failed => ("Failed", "badge--danger"),
+            EmailStatus::Paused => ("Paused", "badge--warn"),
+            EmailStatus::Cancelled => ("Cancelled", "badge--muted"),
+            EmailStatus::Skipped => ("Skipped", "badge--muted"),
             // Tried and failed before: waiting for its next attempt.
-            _ if r.attempts > 0 && r.last_error.is_some() => ("Retrying", "badge--warn"),
+            EmailStatus::Pending if r.attempts > 0 && r.last_error.is_some() => {
+                ("Retrying", "badge--warn")
+            }
             // Claimed by a worker, never failed: on its way now.
-            _ if r.attempts > 0 => ("Sending", "badge--info"),
-            _ => ("Queued", "badge--info"),
+            EmailStatus::Pending if r.attempts > 0 => ("Sending", "badge--info"),
+            EmailStatus::Pending => ("Queued", "badge--info"),
         };
         Self {
             email: r.recipient_email,

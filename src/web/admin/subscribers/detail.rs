@@ -4,9 +4,10 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{load_subscriber, status_badge};
+use super::{delivery_badge, load_subscriber, subscription_badge};
 use crate::db;
-use crate::db::subscribers::{self, Delivery, Status, Subscriber};
+use crate::db::states::SubscriptionStatus;
+use crate::db::subscribers::{self, Delivery, Subscriber};
 use crate::web::admin::bounces::{self, BouncePanel};
 use crate::web::admin::format::{format_time, subscriber_id};
 use crate::web::admin::{Console, ConsoleError, Layout, render};
@@ -17,7 +18,7 @@ const DELIVERIES_SHOWN: i64 = 100;
 struct SubscriptionRow {
     slug: String,
     title: String,
-    status: String,
+    status: &'static str,
     class: &'static str,
     active: bool,
     created_at: String,
@@ -26,9 +27,9 @@ struct SubscriptionRow {
 }
 
 struct DeliveryRow {
-    kind: String,
+    kind: &'static str,
     subject: String,
-    status: String,
+    status: &'static str,
     class: &'static str,
     attempts: i32,
     created_at: String,
@@ -86,12 +87,12 @@ pub(super) async fn detail(
     let subscriptions: Vec<SubscriptionRow> = subscriptions
         .into_iter()
         .map(|(s, n)| SubscriptionRow {
-            active: s.status() != Status::Unsubscribed,
-            class: status_badge(&s.status),
+            active: s.status != SubscriptionStatus::Unsubscribed,
+            class: subscription_badge(s.status),
             created_at: format_time(s.created_at),
             confirmed_at: s.confirmed_at.map(format_time),
             unsubscribed_at: s.unsubscribed_at.map(format_time),
-            status: s.status,
+            status: s.status.as_str(),
             slug: n.slug,
             title: n.title,
         })
@@ -99,12 +100,12 @@ pub(super) async fn detail(
     let deliveries = deliveries
         .into_iter()
         .map(|d: Delivery| DeliveryRow {
-            class: status_badge(&d.status),
+            class: delivery_badge(d.status),
             created_at: format_time(d.created_at),
             finished_at: d.finished_at.map(format_time),
-            kind: d.kind,
+            kind: d.kind.as_str(),
             subject: d.subject,
-            status: d.status,
+            status: d.status.as_str(),
             attempts: d.attempts,
             last_error: d.last_error,
         })

@@ -4,8 +4,8 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::status_badge;
-use crate::db::{self, subscribers};
+use super::subscription_badge;
+use crate::db::{self, subscribers, subscriptions};
 use crate::web::admin::format::{format_time, thousands_separated};
 use crate::web::admin::{Console, ConsoleError, Layout, render};
 
@@ -20,7 +20,7 @@ fn encode(value: &str) -> String {
 
 struct Badge {
     newsletter: String,
-    status: String,
+    status: &'static str,
     class: &'static str,
 }
 
@@ -85,7 +85,7 @@ pub(super) async fn list(
         let (found, total) =
             subscribers::search(conn, fragment.as_deref(), (page - 1) * PAGE_SIZE, PAGE_SIZE)?;
         let ids: Vec<i64> = found.iter().map(|s| s.id).collect();
-        let subscriptions = subscribers::subscriptions_with_newsletters(conn, &ids)?;
+        let subscriptions = subscriptions::subscriptions_with_newsletters(conn, &ids)?;
         Ok((found, total, subscriptions))
     })
     .await?;
@@ -97,8 +97,8 @@ pub(super) async fn list(
                 .filter(|(sub, _)| sub.subscriber_id == s.id)
                 .map(|(sub, n)| Badge {
                     newsletter: n.title.clone(),
-                    status: sub.status.clone(),
-                    class: status_badge(&sub.status),
+                    status: sub.status.as_str(),
+                    class: subscription_badge(sub.status),
                 })
                 .collect(),
             id: s.id,

@@ -14,7 +14,9 @@ use actix_web::web;
 use super::{Console, ConsoleError, bounces};
 use crate::db;
 use crate::db::newsletters::Newsletter;
-use crate::db::subscribers::{self, Subscriber, Subscription};
+use crate::db::states::{EmailStatus, SubscriptionStatus};
+use crate::db::subscribers::{self, Subscriber};
+use crate::db::subscriptions::{self, Subscription};
 
 /// Registers `/admin/subscribers` and the pages under it.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -35,12 +37,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/subscribers/{id}/erase", web::post().to(erase::erase_now));
 }
 
-fn status_badge(status: &str) -> &'static str {
+fn subscription_badge(status: SubscriptionStatus) -> &'static str {
     match status {
-        "confirmed" | "sent" => "badge--ok",
-        "pending" | "paused" => "badge--warn",
-        "failed" => "badge--danger",
-        _ => "badge--muted",
+        SubscriptionStatus::Confirmed => "badge--ok",
+        SubscriptionStatus::Pending => "badge--warn",
+        SubscriptionStatus::Unsubscribed => "badge--muted",
+    }
+}
+
+fn delivery_badge(status: EmailStatus) -> &'static str {
+    match status {
+        EmailStatus::Sent => "badge--ok",
+        EmailStatus::Pending | EmailStatus::Paused => "badge--warn",
+        EmailStatus::Failed => "badge--danger",
+        EmailStatus::Skipped | EmailStatus::Cancelled => "badge--muted",
     }
 }
 
@@ -53,7 +63,7 @@ async fn load_subscriber(
         let Some(subscriber) = subscribers::find(conn, id)? else {
             return Ok(None);
         };
-        let subscriptions = subscribers::subscriptions_with_newsletters(conn, &[id])?;
+        let subscriptions = subscriptions::subscriptions_with_newsletters(conn, &[id])?;
         Ok(Some((subscriber, subscriptions)))
     })
     .await?;

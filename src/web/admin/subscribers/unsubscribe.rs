@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::load_subscriber;
-use crate::db::{self, subscribers};
+use crate::db::{self, subscriptions};
 use crate::observability::UnsubscribeHow;
 use crate::web::admin::format::subscriber_id;
 use crate::web::admin::{ConsoleError, CsrfForm, see_other};
@@ -27,7 +27,7 @@ pub(super) async fn unsubscribe(
     let now = db::now();
     let done = if which == "all" {
         let changed = db::run(console.pool(), move |conn| {
-            subscribers::unsubscribe_all(conn, id, now)
+            subscriptions::unsubscribe_all(conn, id, now)
         })
         .await?;
         if changed > 0 {
@@ -45,7 +45,7 @@ pub(super) async fn unsubscribe(
         };
         let subscription_id = subscription.id;
         let changed = db::run(console.pool(), move |conn| {
-            subscribers::unsubscribe_one(conn, subscription_id, now)
+            subscriptions::unsubscribe_one(conn, subscription_id, now)
         })
         .await?;
         if changed {

@@ -8,58 +8,20 @@
 //! workers scan.
 
 use chrono::NaiveDateTime;
+use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 
-use super::schema::outbound_emails;
-use super::{DbConnection, write_transaction};
-
-/// What an email is for; decides nothing in the worker, but tells operators and limits apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmailKind {
-    /// Double opt-in link.
-    Confirmation,
-    /// Sent once a subscription is confirmed, with its unsubscribe links.
-    Welcome,
-    /// One day's digest to one subscriber; its body comes from the issue.
-    Digest,
-}
-
-impl EmailKind {
-    /// The stored text.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Confirmation => "confirmation",
-            Self::Welcome => "welcome",
-            Self::Digest => "digest",
-        }
-    }
-}
-
-/// Stored status of a queued email.
-pub mod status {
-    /// Still to send (possibly retrying or claimed).
-    pub const PENDING: &str = "pending";
-    /// Held back by an operator who paused the send; workers do not claim it.
-    pub const PAUSED: &str = "paused";
-    /// The server answered 250.
-    pub const SENT: &str = "sent";
-    /// Permanently refused, or retried until the give-up time.
-    pub const FAILED: &str = "failed";
-    /// Not sent: the reader unsubscribed before their turn came.
-    pub const SKIPPED: &str = "skipped";
-    /// Not sent: an operator cancelled the send.
-    pub const CANCELLED: &str = "cancelled";
-    /// States from which an attempt's outcome may still be recorded: a send paused or
-    /// cancelled while a copy was in flight records what really happened to that copy.
-    pub const UNFINISHED: [&str; 3] = [PENDING, PAUSED, CANCELLED];
-}
+use crate::db::schema::outbound_emails;
+use crate::db::states::{EmailKind, EmailStatus, SubscriptionStatus};
+use crate::db::{DbConnection, write_transaction};
 
 /// An email to queue.
 #[derive(Debug, Insertable)]
 #[diesel(table_name = outbound_emails)]
 pub struct NewOutboundEmail<'a> {
-    /// `EmailKind::as_str`.
-    pub kind: &'a str,
+    /// What it is for.
+    pub kind: EmailKind,
     /// The subscriber it concerns, for limits and history.
     pub subscriber_id: Option<i64>,
     /// Envelope and `To` address.
@@ -76,8 +38,8 @@ pub struct NewOutboundEmail<'a> {
     pub list_unsubscribe: Option<&'a str>,
     /// Stable `Message-ID`, so a retried message is recognisably the same.
     pub message_id: &'a str,
-    /// Always `pending`.
-    pub status: &'a str,
+    /// Always pending.
+    pub status: EmailStatus,
     /// Due at once.
     pub next_attempt_at: NaiveDateTime,
     /// Now.
@@ -90,8 +52,8 @@ pub struct NewOutboundEmail<'a> {
 pub struct QueuedEmail {
     /// Row id.
     pub id: i64,
-    /// `EmailKind::as_str`.
-    pub kind: String,
+    /// What it is for.
+    pub kind: EmailKind,
     /// Address.
     pub recipient_email: String,
     /// Display name.
@@ -141,6 +103,16 @@ pub struct Claim {
     pub attempt: i32,
 }
 
+/// `outbound_emails.status = 'pending'`, with the status written into the SQL, not
+/// bound: a planner can use the partial index `outbound_emails_due` only when it sees the
+/// index's own condition.
+pub fn is_pending_literally() -> SqlLiteral<Bool> {
+    diesel::dsl::sql::<Bool>(&format!(
+        "outbound_emails.status = '{}'",
+        EmailStatus::Pending.as_str()
+    ))
+}
+
 /// Queues an email; returns its id.
 pub fn enqueue(conn: &mut DbConnection, email: &NewOutboundEmail<'_>) -> QueryResult<i64> {
     diesel::insert_into(outbound_emails::table)
@@ -157,12 +129,8 @@ pub fn claim(
     lease_until: NaiveDateTime,
 ) -> QueryResult<Vec<QueuedEmail>> {
     write_transaction(conn, |conn| {
-        // The status is written into the SQL, not bound: a planner can use the partial
-        // index `outbound_emails_due` only when it sees the index's own condition.
         let due = outbound_emails::table
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                "outbound_emails.status = 'pending'",
-            ))
+            .filter(is_pending_literally())
             .filter(outbound_emails::next_attempt_at.le(now))
             .order((outbound_emails::next_attempt_at, outbound_emails::id))
             .limit(limit)
@@ -196,14 +164,14 @@ pub fn claim(
 /// bounced. One indexed read for the whole group, so the worker can ask just before
 /// sending without a round trip per email.
 pub fn departed_readers(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<i64>> {
-    use super::schema::{subscribers, subscriptions};
+    use crate::db::schema::{subscribers, subscriptions};
     let staying: std::collections::HashSet<i64> = outbound_emails::table
         .inner_join(
             subscriptions::table
                 .on(outbound_emails::subscription_id.eq(subscriptions::id.nullable())),
         )
         .filter(outbound_emails::id.eq_any(ids))
-        .filter(subscriptions::status.eq(crate::db::subscribers::Status::Confirmed.as_str()))
+        .filter(subscriptions::status.eq(SubscriptionStatus::Confirmed))
         // A subquery on the small partial index of bounced subscribers, not a join: a join
         // to `subscribers` made SQLite plan this check slowly enough to show in the
         // fault tests' lock timings.
@@ -232,10 +200,10 @@ pub fn mark_skipped(conn: &mut DbConnection, ids: &[i64], now: NaiveDateTime) ->
     diesel::update(
         outbound_emails::table
             .filter(outbound_emails::id.eq_any(ids))
-            .filter(outbound_emails::status.eq_any([status::PENDING, status::PAUSED])),
+            .filter(outbound_emails::status.eq_any([EmailStatus::Pending, EmailStatus::Paused])),
     )
     .set((
-        outbound_emails::status.eq(status::SKIPPED),
+        outbound_emails::status.eq(EmailStatus::Skipped),
         outbound_emails::finished_at.eq(now),
         outbound_emails::attempts.eq(outbound_emails::attempts - 1),
         outbound_emails::body_text.eq(""),
@@ -252,10 +220,10 @@ pub fn mark_sent(conn: &mut DbConnection, ids: &[i64], now: NaiveDateTime) -> Qu
     diesel::update(
         outbound_emails::table
             .filter(outbound_emails::id.eq_any(ids))
-            .filter(outbound_emails::status.eq_any(status::UNFINISHED)),
+            .filter(outbound_emails::status.eq_any(EmailStatus::UNFINISHED)),
     )
     .set((
-        outbound_emails::status.eq(status::SENT),
+        outbound_emails::status.eq(EmailStatus::Sent),
         outbound_emails::finished_at.eq(now),
         outbound_emails::body_text.eq(""),
         outbound_emails::body_html.eq(""),
@@ -285,7 +253,9 @@ pub fn release(conn: &mut DbConnection, claims: &[Claim], now: NaiveDateTime) ->
             outbound_emails::table
                 .filter(outbound_emails::id.eq_any(&ids))
                 .filter(outbound_emails::attempts.eq(attempt))
-                .filter(outbound_emails::status.eq_any([status::PENDING, status::PAUSED])),
+                .filter(
+                    outbound_emails::status.eq_any([EmailStatus::Pending, EmailStatus::Paused]),
+                ),
         )
         .set((
             outbound_emails::next_attempt_at.eq(now),
@@ -294,23 +264,6 @@ pub fn release(conn: &mut DbConnection, claims: &[Claim], now: NaiveDateTime) ->
         .execute(conn)?;
     }
     Ok(())
-}
-
-/// Which of these issues an operator paused or cancelled: one index lookup each.
-pub fn held_issues(conn: &mut DbConnection, issues: &[i64]) -> QueryResult<Vec<i64>> {
-    let mut held = Vec::new();
-    for &issue in issues {
-        let any = outbound_emails::table
-            .filter(outbound_emails::issue_id.eq(issue))
-            .filter(outbound_emails::status.eq_any([status::PAUSED, status::CANCELLED]))
-            .select(outbound_emails::id)
-            .first::<i64>(conn)
-            .optional()?;
-        if any.is_some() {
-            held.push(issue);
-        }
-    }
-    Ok(held)
 }
 
 /// Schedules another attempt after a transient failure. A claim whose lease has passed to
@@ -326,7 +279,7 @@ pub fn schedule_retry(
         outbound_emails::table
             .find(claim.id)
             .filter(outbound_emails::attempts.eq(claim.attempt))
-            .filter(outbound_emails::status.eq_any([status::PENDING, status::PAUSED])),
+            .filter(outbound_emails::status.eq_any([EmailStatus::Pending, EmailStatus::Paused])),
     )
     .set((
         outbound_emails::next_attempt_at.eq(next_attempt_at),
@@ -346,10 +299,10 @@ pub fn mark_failed(
     diesel::update(
         outbound_emails::table
             .find(id)
-            .filter(outbound_emails::status.eq_any([status::PENDING, status::PAUSED])),
+            .filter(outbound_emails::status.eq_any([EmailStatus::Pending, EmailStatus::Paused])),
     )
     .set((
-        outbound_emails::status.eq(status::FAILED),
+        outbound_emails::status.eq(EmailStatus::Failed),
         outbound_emails::finished_at.eq(now),
         outbound_emails::last_error.eq(error),
         outbound_emails::body_text.eq(""),
@@ -358,203 +311,4 @@ pub fn mark_failed(
     ))
     .execute(conn)?;
     Ok(())
-}
-
-/// One email's state, for operators and tests.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = outbound_emails)]
-pub struct EmailRecord {
-    /// Row id.
-    pub id: i64,
-    /// Kind.
-    pub kind: String,
-    /// Address.
-    pub recipient_email: String,
-    /// `pending`, `sent` or `failed`.
-    pub status: String,
-    /// Attempts made.
-    pub attempts: i32,
-    /// The last error, e.g. the server's reply to a refusal.
-    pub last_error: Option<String>,
-}
-
-/// Every queued email, oldest first.
-pub fn all_records(conn: &mut DbConnection) -> QueryResult<Vec<EmailRecord>> {
-    outbound_emails::table
-        .order(outbound_emails::id.asc())
-        .select(EmailRecord::as_select())
-        .load(conn)
-}
-
-/// Holds back an issue's deliveries that have not gone out: workers do not claim paused
-/// rows. A copy already claimed may still finish, and its outcome is recorded. Returns how
-/// many were paused.
-pub fn pause_issue(conn: &mut DbConnection, issue_id: i64) -> QueryResult<usize> {
-    diesel::update(
-        outbound_emails::table
-            .filter(outbound_emails::issue_id.eq(issue_id))
-            .filter(outbound_emails::status.eq(status::PENDING)),
-    )
-    .set(outbound_emails::status.eq(status::PAUSED))
-    .execute(conn)
-}
-
-/// Lets an issue's paused deliveries go out again, each when it was due (a retry keeps
-/// its back-off). Returns how many were resumed.
-pub fn resume_issue(conn: &mut DbConnection, issue_id: i64) -> QueryResult<usize> {
-    diesel::update(
-        outbound_emails::table
-            .filter(outbound_emails::issue_id.eq(issue_id))
-            .filter(outbound_emails::status.eq(status::PAUSED)),
-    )
-    .set(outbound_emails::status.eq(status::PENDING))
-    .execute(conn)
-}
-
-/// Cancels an issue's deliveries that have not gone out (queued, retrying or paused).
-/// Returns how many were cancelled.
-pub fn cancel_issue(
-    conn: &mut DbConnection,
-    issue_id: i64,
-    now: NaiveDateTime,
-) -> QueryResult<usize> {
-    diesel::update(
-        outbound_emails::table
-            .filter(outbound_emails::issue_id.eq(issue_id))
-            .filter(outbound_emails::status.eq_any([status::PENDING, status::PAUSED])),
-    )
-    .set((
-        outbound_emails::status.eq(status::CANCELLED),
-        outbound_emails::finished_at.eq(now),
-        outbound_emails::body_text.eq(""),
-        outbound_emails::body_html.eq(""),
-    ))
-    .execute(conn)
-}
-
-/// Which of an issue's recipients to list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecipientFilter {
-    /// Every one.
-    All,
-    /// Accepted by the server.
-    Sent,
-    /// Refused or given up.
-    Failed,
-    /// Queued or retrying.
-    Remaining,
-    /// Held back by a pause.
-    Paused,
-    /// Not sent: the send was cancelled.
-    Cancelled,
-    /// Not sent: the reader left first.
-    Skipped,
-}
-
-impl RecipientFilter {
-    /// Every filter, in the order the console offers them.
-    pub const ALL: [Self; 7] = [
-        Self::All,
-        Self::Sent,
-        Self::Failed,
-        Self::Remaining,
-        Self::Paused,
-        Self::Cancelled,
-        Self::Skipped,
-    ];
-
-    /// The name in URLs.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::All => "all",
-            Self::Sent => "sent",
-            Self::Failed => "failed",
-            Self::Remaining => "remaining",
-            Self::Paused => "paused",
-            Self::Cancelled => "cancelled",
-            Self::Skipped => "skipped",
-        }
-    }
-
-    /// The filter named `name`.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.as_str() == name)
-    }
-
-    fn status(self) -> Option<&'static str> {
-        match self {
-            Self::All => None,
-            Self::Sent => Some(status::SENT),
-            Self::Failed => Some(status::FAILED),
-            Self::Remaining => Some(status::PENDING),
-            Self::Paused => Some(status::PAUSED),
-            Self::Cancelled => Some(status::CANCELLED),
-            Self::Skipped => Some(status::SKIPPED),
-        }
-    }
-}
-
-/// One recipient of an issue, as the console lists it.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = outbound_emails)]
-pub struct Recipient {
-    /// Row id (the page's key).
-    pub id: i64,
-    /// Address.
-    pub recipient_email: String,
-    /// Stored status.
-    pub status: String,
-    /// Attempts made.
-    pub attempts: i32,
-    /// When it reached its outcome.
-    pub finished_at: Option<NaiveDateTime>,
-    /// The server's last reply to a refusal or failure.
-    pub last_error: Option<String>,
-}
-
-/// Where a page of recipients starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageStart {
-    /// The first page.
-    First,
-    /// The page after the row with this id.
-    After(i64),
-    /// The page before the row with this id.
-    Before(i64),
-}
-
-/// A page of an issue's recipients in row order, keyed by id so that deep pages cost no
-/// more than the first. Returns the rows and whether more lie beyond the page in the
-/// direction it was read.
-pub fn recipients(
-    conn: &mut DbConnection,
-    issue_id: i64,
-    filter: RecipientFilter,
-    start: PageStart,
-    limit: i64,
-) -> QueryResult<(Vec<Recipient>, bool)> {
-    let mut query = outbound_emails::table
-        .filter(outbound_emails::issue_id.eq(issue_id))
-        .select(Recipient::as_select())
-        .limit(limit + 1)
-        .into_boxed();
-    if let Some(state) = filter.status() {
-        query = query.filter(outbound_emails::status.eq(state));
-    }
-    query = match start {
-        PageStart::First => query.order(outbound_emails::id.asc()),
-        PageStart::After(id) => query
-            .filter(outbound_emails::id.gt(id))
-            .order(outbound_emails::id.asc()),
-        PageStart::Before(id) => query
-            .filter(outbound_emails::id.lt(id))
-            .order(outbound_emails::id.desc()),
-    };
-    let mut rows = query.load(conn)?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(0));
-    if matches!(start, PageStart::Before(_)) {
-        rows.reverse();
-    }
-    Ok((rows, more))
 }
