@@ -12,7 +12,6 @@ use lettre::message::dkim::{DkimSigningAlgorithm, DkimSigningKey};
 use serde::Deserialize;
 
 use super::{ConfigError, SmtpUrl};
-use crate::db::states::EmailKind;
 
 /// Which stream an email belongs to; each may have its own From and relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,16 +20,6 @@ pub enum MailStream {
     Transactional,
     /// The daily digest: bulk mail to every confirmed reader.
     Digest,
-}
-
-impl MailStream {
-    /// The stream of a queued email's stored kind: digests are bulk, the rest transactional.
-    pub fn of_kind(kind: EmailKind) -> Self {
-        match kind {
-            EmailKind::Digest => Self::Digest,
-            EmailKind::Confirmation | EmailKind::Welcome => Self::Transactional,
-        }
-    }
 }
 
 /// `SPACEDIGEST_TRANSACTIONAL_*` and `SPACEDIGEST_DIGEST_*`; `None` means "as
@@ -352,15 +341,6 @@ mod tests {
             let err = load_with(&[(variable, value)]).unwrap_err();
             assert_eq!(err.variable, variable, "{err}");
         }
-        assert_eq!(MailStream::of_kind(EmailKind::Digest), MailStream::Digest);
-        assert_eq!(
-            MailStream::of_kind(EmailKind::Welcome),
-            MailStream::Transactional
-        );
-        assert_eq!(
-            MailStream::of_kind(EmailKind::Confirmation),
-            MailStream::Transactional
-        );
     }
 
     #[test]

@@ -104,7 +104,7 @@ impl Personaliser {
     ) -> Result<Outgoing, String> {
         let (Some(issue_id), Some(subscription_id)) = (email.issue_id, email.subscription_id)
         else {
-            let stream = MailStream::of_kind(email.kind);
+            let stream = email.kind.stream();
             let envelope = Envelope {
                 from: self.settings.mail.from_for(stream),
                 recipient_email: &email.recipient_email,
