@@ -9,7 +9,7 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{DatabaseUrl, MailStream, Settings};
+use crate::config::{DatabaseUrl, MailStream, ObservabilitySettings, Settings};
 use crate::db::{self, Pool};
 use crate::delivery::DeliveryWorker;
 use crate::housekeeping;
@@ -37,7 +37,7 @@ pub fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Opens the pool, creating the SQLite file's directory if needed.
 pub fn open_pool(settings: &Settings) -> anyhow::Result<Pool> {
-    if let DatabaseUrl::Sqlite(path) = &settings.database_url {
+    if let DatabaseUrl::Sqlite(path) = &settings.database.url {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| {
                 format!("cannot create the database directory {}", dir.display())
@@ -57,7 +57,7 @@ pub async fn prepare_database(settings: &Settings) -> anyhow::Result<Pool> {
         .with_context(|| {
             format!(
                 "cannot prepare the database {}",
-                settings.database_url.redacted()
+                settings.database.url.redacted()
             )
         })?;
     for version in &applied {
@@ -68,7 +68,7 @@ pub async fn prepare_database(settings: &Settings) -> anyhow::Result<Pool> {
 
 /// The secret key: the setting, or the one kept in the database.
 pub async fn secret_key(settings: &Settings, pool: &Pool) -> anyhow::Result<String> {
-    match &settings.secret_key {
+    match &settings.server.secret_key {
         Some(key) => Ok(key.clone()),
         None => Ok(db::run(pool, db::secrets::secret_key).await?),
     }
@@ -77,38 +77,39 @@ pub async fn secret_key(settings: &Settings, pool: &Pool) -> anyhow::Result<Stri
 /// The policy of the reader's path for these settings.
 pub async fn policy(settings: &Settings, pool: &Pool) -> anyhow::Result<Policy> {
     let key = secret_key(settings, pool).await?;
-    Ok(Policy {
-        settings: settings.clone(),
-        signer: UnsubscribeSigner::new(&key),
-        metrics: Arc::new(Metrics::new()),
-    })
+    Ok(Policy::new(settings, UnsubscribeSigner::new(&key)))
 }
 
 /// Starts a delivery worker on the current runtime, with the removal of expired
 /// confirmation tokens beside it; the handle ends once both have stopped.
 pub fn spawn_worker(
-    policy: &Policy,
+    settings: &Settings,
+    signer: UnsubscribeSigner,
+    metrics: &Arc<Metrics>,
     pool: Pool,
     signal: QueueSignal,
     shutdown: CancellationToken,
 ) -> anyhow::Result<JoinHandle<()>> {
-    let mailers = Mailers::new(&policy.settings)?;
+    let mailers = Mailers::new(settings)?;
     let cleanup = housekeeping::run_token_cleanup(pool.clone(), shutdown.clone());
-    let worker = DeliveryWorker::new(pool, mailers, policy, signal)?;
+    let worker = DeliveryWorker::new(pool, mailers, settings, signer, Arc::clone(metrics), signal)?;
     Ok(tokio::spawn(async move {
         tokio::join!(worker.run(shutdown), cleanup);
     }))
 }
 
 /// Starts the separate metrics listener when `SPACEDIGEST_METRICS_LISTEN` asks for one.
-pub fn start_metrics_listener(policy: &Policy, pool: &Pool) -> anyhow::Result<Option<Server>> {
-    let Some(address) = policy.settings.observability.metrics_listen else {
+pub fn start_metrics_listener(
+    settings: &ObservabilitySettings,
+    metrics: &Arc<Metrics>,
+    pool: &Pool,
+) -> anyhow::Result<Option<Server>> {
+    let Some(address) = settings.metrics_listen else {
         return Ok(None);
     };
     let listener = observability::listener::bind(address)?;
     let bound = listener.local_addr()?;
-    let server =
-        observability::listener::server(listener, pool.clone(), Arc::clone(&policy.metrics))?;
+    let server = observability::listener::server(listener, pool.clone(), Arc::clone(metrics))?;
     tracing::info!(address = %bound, "metrics listener started");
     Ok(Some(server))
 }
@@ -129,8 +130,8 @@ pub struct Application {
 impl Application {
     /// Migrates, binds the listener and starts the worker; call [`Application::run`] next.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let listener = listen(settings.listen)
-            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let listener = listen(settings.server.listen)
+            .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
         Self::build_with_listener(settings, listener).await
     }
 
@@ -142,14 +143,22 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let pool = prepare_database(&settings).await?;
         let policy = policy(&settings, &pool).await?;
+        let counters = Arc::new(Metrics::new());
         let port = listener.local_addr()?.port();
-        let metrics = start_metrics_listener(&policy, &pool)?;
+        let metrics = start_metrics_listener(&settings.observability, &counters, &pool)?;
         let signal = QueueSignal::default();
         let shutdown = CancellationToken::new();
         let background = vec![
             (
                 "delivery worker",
-                spawn_worker(&policy, pool.clone(), signal.clone(), shutdown.clone())?,
+                spawn_worker(
+                    &settings,
+                    policy.signer.clone(),
+                    &counters,
+                    pool.clone(),
+                    signal.clone(),
+                    shutdown.clone(),
+                )?,
             ),
             (
                 "scheduler",
@@ -164,7 +173,7 @@ impl Application {
                 "feed poller",
                 tokio::spawn(crate::feeds::run_poller(
                     pool.clone(),
-                    settings.feed_poll_interval,
+                    settings.digest.feed_poll_interval,
                     settings.fetch.clone(),
                     shutdown.clone(),
                 )),
@@ -177,19 +186,19 @@ impl Application {
             .context("preparing the console's password check failed")?;
         if db::run(&pool, db::operators::count).await? == 0 {
             tracing::warn!(
-                console = %format!("{}/admin", settings.base_url.as_str().trim_end_matches('/')),
+                console = %format!("{}/admin", settings.server.base_url.as_str().trim_end_matches('/')),
                 "no operator account exists yet: create one with `spacedigest admin create you@example.com` to use the console"
             );
         }
-        let state = AppState::new(pool, policy, signal);
-        let server = web::server(listener, state, settings.http_workers)?;
+        let state = AppState::new(pool, settings.clone(), policy, counters, signal);
+        let server = web::server(listener, state, settings.server.http_workers)?;
         tracing::info!(
             port,
-            base_url = %settings.base_url,
-            database = %settings.database_url.redacted(),
-            mail = %settings.smtp_url_for(MailStream::Transactional).redacted(),
-            digest_mail = %settings.smtp_url_for(MailStream::Digest).redacted(),
-            dkim_selector = settings.dkim.as_ref().map_or("off", |d| d.selector.as_str()),
+            base_url = %settings.server.base_url,
+            database = %settings.database.url.redacted(),
+            mail = %settings.mail.smtp_url_for(MailStream::Transactional).redacted(),
+            digest_mail = %settings.mail.smtp_url_for(MailStream::Digest).redacted(),
+            dkim_selector = settings.mail.dkim.as_ref().map_or("off", |d| d.selector.as_str()),
             "spacedigest is serving"
         );
         Ok(Self {

@@ -56,7 +56,7 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> anyhow::Result<(
                 Some(_) => {
                     println!(
                         "Created operator {email}. Log in at {}/admin",
-                        settings.base_url.as_str().trim_end_matches('/')
+                        settings.server.base_url.as_str().trim_end_matches('/')
                     );
                     Ok(())
                 }

@@ -1,5 +1,6 @@
 //! `digest preview|send|status`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -15,6 +16,7 @@ use crate::db::newsletters::{self, Newsletter};
 use crate::db::{self, Pool};
 use crate::digest::{self, Personaliser, SendOutcome};
 use crate::domain::NewsletterSlug;
+use crate::observability::Metrics;
 use crate::queue_signal::QueueSignal;
 
 /// `digest …`
@@ -156,7 +158,7 @@ async fn preview(
                     "reader@example.com",
                     Some("Preview Reader"),
                     &crate::mail::new_message_id(
-                        settings.from_for(crate::config::MailStream::Digest),
+                        settings.mail.from_for(crate::config::MailStream::Digest),
                     ),
                     &sample_unsubscribe,
                 )
@@ -173,7 +175,7 @@ async fn send(
     newsletter: Newsletter,
     date: NaiveDate,
 ) -> anyhow::Result<()> {
-    let policy = app::policy(settings, pool).await?;
+    let signer = app::policy(settings, pool).await?.signer;
     let for_send = newsletter.clone();
     let send_settings = settings.clone();
     let queueing = Instant::now();
@@ -211,7 +213,9 @@ async fn send(
 
     let shutdown = CancellationToken::new();
     let worker = app::spawn_worker(
-        &policy,
+        settings,
+        signer,
+        &Arc::new(Metrics::new()),
         pool.clone(),
         QueueSignal::default(),
         shutdown.clone(),

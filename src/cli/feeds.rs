@@ -67,7 +67,7 @@ pub async fn run(settings: &Settings, command: FeedCommand) -> anyhow::Result<()
                 "Added feed {} to {}; `serve` polls it every {} minutes.",
                 display_url(url.as_str()),
                 newsletter.slug,
-                settings.feed_poll_interval.as_secs() / 60
+                settings.digest.feed_poll_interval.as_secs() / 60
             );
             Ok(())
         }

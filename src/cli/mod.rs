@@ -8,6 +8,7 @@ mod stories;
 mod subscribers;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -17,6 +18,7 @@ use crate::app::{self, Application};
 use crate::config::Settings;
 use crate::db::{self, newsletters};
 use crate::domain::{NewsletterSlug, NewsletterTimeZone, NewsletterTitle, SendTime};
+use crate::observability::Metrics;
 use crate::queue_signal::QueueSignal;
 
 /// Self-hosted newsletter signup with double opt-in and a daily digest mailer.
@@ -94,7 +96,10 @@ impl Cli {
     /// Runs the command.
     pub async fn run(self) -> anyhow::Result<()> {
         let settings = Settings::load(self.config.as_deref())?;
-        crate::telemetry::init_with(&settings.log, settings.observability.log_format);
+        crate::telemetry::init_with(
+            &settings.observability.log,
+            settings.observability.log_format,
+        );
         match self.command {
             Command::Serve => Application::build(settings).await?.run().await,
             Command::Migrate => {
@@ -118,7 +123,7 @@ impl Cli {
             Command::Admin(command) => admin::run(&settings, command).await,
             Command::Subscribers(command) => subscribers::run(&settings, command).await,
             Command::Healthcheck { url } => {
-                let url = url.unwrap_or_else(|| healthcheck::local_url(settings.listen));
+                let url = url.unwrap_or_else(|| healthcheck::local_url(settings.server.listen));
                 healthcheck::run(&url).await
             }
             Command::Newsletter(NewsletterCommand::List) => {
@@ -181,13 +186,22 @@ impl Cli {
 
 async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     let pool = app::prepare_database(&settings).await?;
-    let policy = app::policy(&settings, &pool).await?;
-    let metrics = app::start_metrics_listener(&policy, &pool)?.map(|server| {
-        let handle = server.handle();
-        (handle, tokio::spawn(server))
-    });
+    let signer = app::policy(&settings, &pool).await?.signer;
+    let counters = Arc::new(Metrics::new());
+    let metrics =
+        app::start_metrics_listener(&settings.observability, &counters, &pool)?.map(|server| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
     let shutdown = CancellationToken::new();
-    let worker = app::spawn_worker(&policy, pool, QueueSignal::default(), shutdown.clone())?;
+    let worker = app::spawn_worker(
+        &settings,
+        signer,
+        &counters,
+        pool,
+        QueueSignal::default(),
+        shutdown.clone(),
+    )?;
     wait_for_stop_signal().await;
     tracing::info!("stopping: finishing the batch in flight");
     shutdown.cancel();

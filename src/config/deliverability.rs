@@ -9,8 +9,9 @@ use std::sync::Arc;
 use lettre::message::Mailbox;
 use lettre::message::dkim::{DkimSigningAlgorithm, DkimSigningKey};
 
-use super::{ConfigError, Settings, SmtpUrl};
-use crate::db::states::EmailKind;
+use serde::Deserialize;
+
+use super::{ConfigError, SmtpUrl};
 
 /// Which stream an email belongs to; each may have its own From and relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -19,16 +20,6 @@ pub enum MailStream {
     Transactional,
     /// The daily digest: bulk mail to every confirmed reader.
     Digest,
-}
-
-impl MailStream {
-    /// The stream of a queued email's stored kind: digests are bulk, the rest transactional.
-    pub fn of_kind(kind: EmailKind) -> Self {
-        match kind {
-            EmailKind::Digest => Self::Digest,
-            EmailKind::Confirmation | EmailKind::Welcome => Self::Transactional,
-        }
-    }
 }
 
 /// `SPACEDIGEST_TRANSACTIONAL_*` and `SPACEDIGEST_DIGEST_*`; `None` means "as
@@ -197,14 +188,22 @@ fn is_dns_name(name: &str) -> bool {
 }
 
 /// The deliverability settings as written (all optional; empty means unset).
+#[derive(Debug, Deserialize)]
 pub(super) struct RawDeliverability {
-    pub transactional_from: Option<String>,
-    pub transactional_smtp_url: Option<String>,
-    pub digest_from: Option<String>,
-    pub digest_smtp_url: Option<String>,
-    pub dkim_key_path: Option<String>,
-    pub dkim_selector: Option<String>,
-    pub dkim_domain: Option<String>,
+    #[serde(default)]
+    transactional_from: Option<String>,
+    #[serde(default)]
+    transactional_smtp_url: Option<String>,
+    #[serde(default)]
+    digest_from: Option<String>,
+    #[serde(default)]
+    digest_smtp_url: Option<String>,
+    #[serde(default)]
+    dkim_key_path: Option<String>,
+    #[serde(default)]
+    dkim_selector: Option<String>,
+    #[serde(default)]
+    dkim_domain: Option<String>,
 }
 
 fn set(value: Option<String>) -> Option<String> {
@@ -270,26 +269,6 @@ impl RawDeliverability {
     }
 }
 
-impl Settings {
-    /// The `From` of a stream's emails.
-    pub fn from_for(&self, stream: MailStream) -> &Mailbox {
-        let chosen = match stream {
-            MailStream::Transactional => self.senders.transactional_from.as_ref(),
-            MailStream::Digest => self.senders.digest_from.as_ref(),
-        };
-        chosen.unwrap_or(&self.from)
-    }
-
-    /// The relay of a stream's emails.
-    pub fn smtp_url_for(&self, stream: MailStream) -> &SmtpUrl {
-        let chosen = match stream {
-            MailStream::Transactional => self.senders.transactional_smtp_url.as_ref(),
-            MailStream::Digest => self.senders.digest_smtp_url.as_ref(),
-        };
-        chosen.unwrap_or(&self.smtp_url)
-    }
-}
-
 #[cfg(test)]
 // figment's Jail dictates the closure's error type.
 #[allow(clippy::result_large_err)]
@@ -311,13 +290,16 @@ mod tests {
         ])
         .unwrap();
         for stream in [MailStream::Transactional, MailStream::Digest] {
-            assert_eq!(s.from_for(stream).to_string(), "News <news@example.com>");
             assert_eq!(
-                s.smtp_url_for(stream),
+                s.mail.from_for(stream).to_string(),
+                "News <news@example.com>"
+            );
+            assert_eq!(
+                s.mail.smtp_url_for(stream),
                 &SmtpUrl::Smtp("smtp://relay.example.com:25".into())
             );
         }
-        assert!(s.dkim.is_none());
+        assert!(s.mail.dkim.is_none());
     }
 
     #[test]
@@ -335,16 +317,19 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            s.from_for(MailStream::Transactional).email.to_string(),
+            s.mail.from_for(MailStream::Transactional).email.to_string(),
             "accounts@example.com"
         );
         assert_eq!(
-            s.from_for(MailStream::Digest).email.to_string(),
+            s.mail.from_for(MailStream::Digest).email.to_string(),
             "daily@news.example.com"
         );
-        assert_eq!(s.smtp_url_for(MailStream::Transactional), &s.smtp_url);
         assert_eq!(
-            s.smtp_url_for(MailStream::Digest),
+            s.mail.smtp_url_for(MailStream::Transactional),
+            &s.mail.smtp_url
+        );
+        assert_eq!(
+            s.mail.smtp_url_for(MailStream::Digest),
             &SmtpUrl::Smtp("smtp://bulk.example.com:2525".into())
         );
         for (variable, value) in [
@@ -356,15 +341,6 @@ mod tests {
             let err = load_with(&[(variable, value)]).unwrap_err();
             assert_eq!(err.variable, variable, "{err}");
         }
-        assert_eq!(MailStream::of_kind(EmailKind::Digest), MailStream::Digest);
-        assert_eq!(
-            MailStream::of_kind(EmailKind::Welcome),
-            MailStream::Transactional
-        );
-        assert_eq!(
-            MailStream::of_kind(EmailKind::Confirmation),
-            MailStream::Transactional
-        );
     }
 
     #[test]
@@ -382,7 +358,7 @@ mod tests {
             ("SPACEDIGEST_DKIM_DOMAIN", "Example.COM"),
         ])
         .unwrap();
-        let dkim = s.dkim.unwrap();
+        let dkim = s.mail.dkim.unwrap();
         assert_eq!(dkim.selector, "s1");
         assert_eq!(dkim.domain.as_deref(), Some("example.com"));
         let debug = format!("{dkim:?}");

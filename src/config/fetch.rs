@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
+use serde::Deserialize;
+
 use super::ConfigError;
 
 /// `SPACEDIGEST_FETCH_ALLOW_PRIVATE` and `SPACEDIGEST_FETCH_ALLOWED_NETWORKS`.
@@ -18,9 +20,19 @@ pub struct FetchSettings {
     pub allowed_networks: Vec<IpNet>,
 }
 
-impl FetchSettings {
-    pub(super) fn parse(allow_private: bool, allowed_networks: &str) -> Result<Self, ConfigError> {
-        let allowed_networks = allowed_networks
+/// The fetch settings as written.
+#[derive(Debug, Deserialize)]
+pub(super) struct RawFetch {
+    #[serde(default)]
+    fetch_allow_private: bool,
+    #[serde(default)]
+    fetch_allowed_networks: String,
+}
+
+impl RawFetch {
+    pub(super) fn validate(self) -> Result<FetchSettings, ConfigError> {
+        let allowed_networks = self
+            .fetch_allowed_networks
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -37,8 +49,8 @@ impl FetchSettings {
                     })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self {
-            allow_private,
+        Ok(FetchSettings {
+            allow_private: self.fetch_allow_private,
             allowed_networks,
         })
     }

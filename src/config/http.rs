@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use super::ConfigError;
+use serde::Deserialize;
+
+use super::{ConfigError, default};
 
 /// The web server's deadlines and connection cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,41 +36,28 @@ impl HttpSettings {
     }
 }
 
-/// Each setting's default, named by its `RawSettings` field.
-pub(super) mod defaults {
+/// The HTTP settings as written.
+#[derive(Debug, Deserialize)]
+pub(super) struct RawHttp {
     // actix-web's own defaults, said out loud.
-    pub fn http_head_timeout_seconds() -> u64 {
-        5
-    }
+    #[serde(default = "default::u64::<5>")]
+    http_head_timeout_seconds: u64,
     // A signup form is a few hundred bytes: ten seconds is ample on any link.
-    pub fn http_body_timeout_seconds() -> u64 {
-        10
-    }
+    #[serde(default = "default::u64::<10>")]
+    http_body_timeout_seconds: u64,
     // 64 KiB/s (half a megabit): the console's 16 MiB upload may take four minutes.
-    pub fn http_body_min_bytes_per_second() -> u64 {
-        64 * 1024
-    }
-    pub fn http_disconnect_timeout_seconds() -> u64 {
-        1
-    }
+    #[serde(default = "default::u64::<65_536>")]
+    http_body_min_bytes_per_second: u64,
+    #[serde(default = "default::u64::<1>")]
+    http_disconnect_timeout_seconds: u64,
     // Each connection is a file descriptor; systemd's default soft limit is 1024, and the
     // database pool, SMTP sessions and files need some of them too.
-    pub fn http_max_connections() -> usize {
-        512
-    }
-}
-
-/// The settings as written.
-pub(super) struct RawHttp {
-    pub head_timeout_seconds: u64,
-    pub body_timeout_seconds: u64,
-    pub body_min_bytes_per_second: u64,
-    pub disconnect_timeout_seconds: u64,
-    pub max_connections: usize,
+    #[serde(default = "default::usize::<512>")]
+    http_max_connections: usize,
 }
 
 impl RawHttp {
-    pub fn validate(self) -> Result<HttpSettings, ConfigError> {
+    pub(super) fn validate(self) -> Result<HttpSettings, ConfigError> {
         let seconds = |key: &str, value: u64, least: u64, most: u64| {
             if (least..=most).contains(&value) {
                 Ok(Duration::from_secs(value))
@@ -79,7 +68,7 @@ impl RawHttp {
                 ))
             }
         };
-        if !(1..=1_000_000).contains(&self.max_connections) {
+        if !(1..=1_000_000).contains(&self.http_max_connections) {
             return Err(ConfigError::new(
                 "http_max_connections",
                 "must be between 1 and 1000000",
@@ -88,24 +77,24 @@ impl RawHttp {
         Ok(HttpSettings {
             head_timeout: seconds(
                 "http_head_timeout_seconds",
-                self.head_timeout_seconds,
+                self.http_head_timeout_seconds,
                 1,
                 300,
             )?,
             body_timeout: seconds(
                 "http_body_timeout_seconds",
-                self.body_timeout_seconds,
+                self.http_body_timeout_seconds,
                 1,
                 3600,
             )?,
-            body_min_rate: self.body_min_bytes_per_second,
+            body_min_rate: self.http_body_min_bytes_per_second,
             disconnect_timeout: seconds(
                 "http_disconnect_timeout_seconds",
-                self.disconnect_timeout_seconds,
+                self.http_disconnect_timeout_seconds,
                 0,
                 60,
             )?,
-            max_connections: self.max_connections,
+            max_connections: self.http_max_connections,
         })
     }
 }
@@ -118,7 +107,7 @@ mod tests {
 
     #[test]
     fn defaults_are_actix_webs_deadlines_and_a_cap_below_the_usual_descriptor_limit() {
-        let s = load_with(&[]).unwrap().http;
+        let s = load_with(&[]).unwrap().server.http;
         assert_eq!(s.head_timeout, Duration::from_secs(5));
         assert_eq!(s.body_timeout, Duration::from_secs(10));
         assert_eq!(s.body_min_rate, 65_536);
@@ -138,6 +127,7 @@ mod tests {
             ("SPACEDIGEST_HTTP_MAX_CONNECTIONS", "100"),
         ])
         .unwrap()
+        .server
         .http;
         assert_eq!(s.head_timeout, Duration::from_secs(2));
         assert_eq!(s.body_timeout, Duration::from_secs(30));

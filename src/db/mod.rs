@@ -133,12 +133,12 @@ impl r2d2::ManageConnection for ConnectionManager {
 /// delays work rather than stopping the program; `migrate` reports it plainly.
 pub fn pool(settings: &Settings) -> Pool {
     r2d2::Pool::builder()
-        .max_size(settings.db_pool_size)
+        .max_size(settings.database.pool_size)
         .min_idle(Some(0))
         .connection_timeout(Duration::from_secs(5))
         .build_unchecked(ConnectionManager::new(
-            settings.database_url.clone(),
-            settings.sqlite_synchronous,
+            settings.database.url.clone(),
+            settings.database.sqlite_synchronous,
         ))
 }
 

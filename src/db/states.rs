@@ -5,6 +5,8 @@
 //!
 //! A new one is one [`text_enum!`] invocation: its variants with their stored texts.
 
+use crate::config::MailStream;
+
 /// Declares an enum stored as `Text`: `as_str`, `parse`, `Display`, and `ToSql`/`FromSql`
 /// for SQLite, PostgreSQL and the [`MultiBackend`](super::MultiBackend) of
 /// [`DbConnection`](super::DbConnection). Reading a text that names no variant is a
@@ -160,6 +162,16 @@ text_enum! {
         Welcome = "welcome",
         /// One day's digest to one subscriber; its body comes from the issue.
         Digest = "digest",
+    }
+}
+
+impl EmailKind {
+    /// The stream an email of this kind goes out on: digests are bulk, the rest transactional.
+    pub fn stream(self) -> MailStream {
+        match self {
+            Self::Digest => MailStream::Digest,
+            Self::Confirmation | Self::Welcome => MailStream::Transactional,
+        }
     }
 }
 

@@ -139,3 +139,10 @@ fn the_texts_are_the_ones_the_check_constraints_admit() {
     );
     assert_eq!(EmailKind::Digest.to_string(), "digest");
 }
+
+#[test]
+fn each_email_kind_goes_out_on_its_stream() {
+    assert_eq!(EmailKind::Digest.stream(), MailStream::Digest);
+    assert_eq!(EmailKind::Welcome.stream(), MailStream::Transactional);
+    assert_eq!(EmailKind::Confirmation.stream(), MailStream::Transactional);
+}

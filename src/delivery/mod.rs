@@ -30,13 +30,13 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BounceSettings, DeliverySettings};
+use crate::config::{BounceSettings, DeliverySettings, Settings};
 use crate::db::Pool;
 use crate::digest::Personaliser;
 use crate::mail::Mailers;
 use crate::observability::Metrics;
 use crate::queue_signal::QueueSignal;
-use crate::subscriptions::Policy;
+use crate::tokens::UnsubscribeSigner;
 use claim::{Claimer, QUEUED_CHUNKS, claim_chunk};
 use gate::Gated;
 use holds::Holds;
@@ -58,24 +58,25 @@ pub struct DeliveryWorker {
 
 impl DeliveryWorker {
     /// A worker on this pool and these relays; `Err` when the DKIM key cannot be used.
+    /// It takes its own sections (delivery, bounces) and what the digest's personaliser
+    /// needs to sign and link each copy.
     pub fn new(
         pool: Pool,
         mailers: Mailers,
-        policy: &Policy,
+        settings: &Settings,
+        signer: UnsubscribeSigner,
+        metrics: Arc<Metrics>,
         signal: QueueSignal,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             pool,
             mailers,
-            settings: policy.settings.delivery.clone(),
-            bounces: policy.settings.bounces.clone(),
-            personaliser: Arc::new(Personaliser::new(
-                policy.settings.clone(),
-                policy.signer.clone(),
-            )?),
-            limits: Arc::new(rate_limits(&policy.settings.delivery)),
+            settings: settings.delivery.clone(),
+            bounces: settings.bounces.clone(),
+            personaliser: Arc::new(Personaliser::new(settings.clone(), signer)?),
+            limits: Arc::new(rate_limits(&settings.delivery)),
             signal,
-            metrics: Arc::clone(&policy.metrics),
+            metrics,
         })
     }
 

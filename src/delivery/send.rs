@@ -14,7 +14,7 @@ use tracing::Instrument;
 use super::gate::Gated;
 use super::holds::Holds;
 use super::job::{Finished, Job, Outcome};
-use crate::config::{DeliverySettings, MailStream};
+use crate::config::DeliverySettings;
 use crate::db::outbound;
 use crate::digest::{Personaliser, PreparedIssue};
 use crate::mail::{SendError, Sessions};
@@ -116,7 +116,7 @@ impl Sender {
             tracing::debug!(email_id = email.id, "lease too short to send; given back");
             return Outcome::Released;
         }
-        let session = self.sessions.for_stream(MailStream::of_kind(email.kind));
+        let session = self.sessions.for_stream(email.kind.stream());
         let started = Instant::now();
         let sent = session.send(&message).await;
         let elapsed = started.elapsed();

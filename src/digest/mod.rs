@@ -117,7 +117,7 @@ impl Preview {
 
 /// The unsubscribe link previews show: a real-looking link that unsubscribes nobody.
 pub fn sample_unsubscribe_url(settings: &Settings) -> String {
-    settings.link("/unsubscribe?token=PREVIEW")
+    settings.server.link("/unsubscribe?token=PREVIEW")
 }
 
 /// Renders the day's digest for a preview; `None` when no story was published that day.

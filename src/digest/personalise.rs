@@ -31,11 +31,11 @@ pub struct Personaliser {
 impl Personaliser {
     /// A personaliser with the deployment's signer, base URL, senders and DKIM key.
     pub fn new(settings: Settings, signer: UnsubscribeSigner) -> anyhow::Result<Self> {
-        let dkim = match &settings.dkim {
+        let dkim = match &settings.mail.dkim {
             None => None,
             Some(dkim) => {
                 let signer_for = |stream| {
-                    DkimSigner::new(dkim, settings.from_for(stream)).map_err(|e| {
+                    DkimSigner::new(dkim, settings.mail.from_for(stream)).map_err(|e| {
                         anyhow::anyhow!(
                             "invalid setting SPACEDIGEST_DKIM_KEY_PATH: {}: {e}",
                             dkim.key.path.display()
@@ -43,7 +43,7 @@ impl Personaliser {
                     })
                 };
                 let transactional = Arc::new(signer_for(MailStream::Transactional)?);
-                let digest = if dkim.domain_for(settings.from_for(MailStream::Digest))
+                let digest = if dkim.domain_for(settings.mail.from_for(MailStream::Digest))
                     == transactional.domain()
                 {
                     Arc::clone(&transactional)
@@ -86,7 +86,12 @@ impl Personaliser {
 
     /// `List-Id` (RFC 2919) of a newsletter.
     fn list_id(&self, title: &str, slug: &str) -> String {
-        let host = self.settings.base_url.host_str().unwrap_or("localhost");
+        let host = self
+            .settings
+            .server
+            .base_url
+            .host_str()
+            .unwrap_or("localhost");
         format!("{title} <{slug}.{host}>")
     }
 
@@ -99,9 +104,9 @@ impl Personaliser {
     ) -> Result<Outgoing, String> {
         let (Some(issue_id), Some(subscription_id)) = (email.issue_id, email.subscription_id)
         else {
-            let stream = MailStream::of_kind(email.kind);
+            let stream = email.kind.stream();
             let envelope = Envelope {
-                from: self.settings.from_for(stream),
+                from: self.settings.mail.from_for(stream),
                 recipient_email: &email.recipient_email,
                 recipient_name: email.recipient_name.as_deref(),
                 subject: &email.subject,
@@ -120,11 +125,18 @@ impl Personaliser {
         let token = self
             .signer
             .sign(UnsubscribeScope::Subscription(subscription_id));
-        let unsubscribe = self.settings.link(&format!("/unsubscribe?token={token}"));
+        let unsubscribe = self
+            .settings
+            .server
+            .link(&format!("/unsubscribe?token={token}"));
         // Stable across retries, unique per reader and issue.
         let message_id = format!(
             "digest.{issue_id}.{subscription_id}@{}",
-            self.settings.from_for(MailStream::Digest).email.domain()
+            self.settings
+                .mail
+                .from_for(MailStream::Digest)
+                .email
+                .domain()
         );
         self.digest_copy(
             issue,
@@ -145,7 +157,7 @@ impl Personaliser {
         unsubscribe: &str,
     ) -> Result<Outgoing, String> {
         let envelope = Envelope {
-            from: self.settings.from_for(MailStream::Digest),
+            from: self.settings.mail.from_for(MailStream::Digest),
             recipient_email,
             recipient_name,
             subject: &issue.subject,

@@ -51,9 +51,11 @@ pub fn render_digest(
     let email = DigestEmail {
         newsletter_title: newsletter.title.clone(),
         date_label: date.format("%-d %B %Y").to_string(),
-        archive_url: settings.link(&format!("/archive/{}/{date}", newsletter.slug)),
-        home_url: settings.link("/"),
-        postal_address: settings.postal_address.clone(),
+        archive_url: settings
+            .server
+            .link(&format!("/archive/{}/{date}", newsletter.slug)),
+        home_url: settings.server.link("/"),
+        postal_address: settings.digest.postal_address.clone(),
         unsubscribe_url: unsubscribe_url.to_owned(),
         stories,
     };

@@ -102,13 +102,13 @@ impl Mailers {
         let variable = |own: bool, name: &'static str| {
             if own { name } else { "SPACEDIGEST_SMTP_URL" }
         };
-        let transactional_url = settings.smtp_url_for(MailStream::Transactional);
-        let digest_url = settings.smtp_url_for(MailStream::Digest);
+        let transactional_url = settings.mail.smtp_url_for(MailStream::Transactional);
+        let digest_url = settings.mail.smtp_url_for(MailStream::Digest);
         let transactional = Mailer::new(
             transactional_url,
             &settings.delivery,
             variable(
-                settings.senders.transactional_smtp_url.is_some(),
+                settings.mail.senders.transactional_smtp_url.is_some(),
                 "SPACEDIGEST_TRANSACTIONAL_SMTP_URL",
             ),
         )?;
@@ -119,7 +119,7 @@ impl Mailers {
                 digest_url,
                 &settings.delivery,
                 variable(
-                    settings.senders.digest_smtp_url.is_some(),
+                    settings.mail.senders.digest_smtp_url.is_some(),
                     "SPACEDIGEST_DIGEST_SMTP_URL",
                 ),
             )?)

@@ -109,11 +109,8 @@ fn queue_welcome(
         return Ok(());
     };
     let titles = subscriptions::newsletters_with_status(conn, subscriber_id, Status::Confirmed)?;
-    let unsubscribe_link = |scope| {
-        policy
-            .settings
-            .link(&format!("/unsubscribe?token={}", policy.signer.sign(scope)))
-    };
+    let unsubscribe_link =
+        |scope| policy.link(&format!("/unsubscribe?token={}", policy.signer.sign(scope)));
     let newsletters: Vec<WelcomeNewsletter> = confirmed
         .iter()
         .filter_map(|(subscription_id, newsletter_id)| {
@@ -137,13 +134,9 @@ fn queue_welcome(
         name: subscriber.name.clone(),
         newsletters,
         unsubscribe_all_url: unsubscribe_link(UnsubscribeScope::Subscriber(subscriber_id)),
-        home_url: policy.settings.link("/"),
+        home_url: policy.link("/"),
     })?;
-    let message_id = new_message_id(
-        policy
-            .settings
-            .from_for(crate::config::MailStream::Transactional),
-    );
+    let message_id = new_message_id(&policy.from);
     outbound::enqueue(
         conn,
         &NewOutboundEmail {

@@ -73,7 +73,7 @@ pub fn record(
     group: &[&PreparedSignup],
 ) -> Result<Vec<SignupOutcome>, ServiceError> {
     let now = db::now();
-    let limits = Limits::of(&policy.settings);
+    let limits = Limits::of(&policy.signup);
 
     let mut mailbox_keys: Vec<String> = group.iter().map(|s| s.mailbox_key.clone()).collect();
     mailbox_keys.sort_unstable();
@@ -218,7 +218,7 @@ fn write(
         );
     }
     store::retire_tokens(conn, &retired)?;
-    store::insert_tokens(conn, &links, now, now + policy.settings.confirmation_ttl)?;
+    store::insert_tokens(conn, &links, now, now + policy.signup.confirmation_ttl)?;
     store::await_confirmation(conn, &awaiting, now)?;
     store::update_details(conn, &details)?;
 

@@ -15,19 +15,42 @@ pub use signup::{SignupOutcome, SignupRequest};
 pub use signups::Signups;
 pub use unsubscribe::{Unsubscribed, describe_scope, unsubscribe};
 
-use crate::config::Settings;
+use lettre::message::Mailbox;
+use url::Url;
+
+use crate::config::{MailStream, Settings, SignupSettings};
 use crate::db::StorageError;
 use crate::tokens::UnsubscribeSigner;
 
-/// What the reader's path needs besides a connection.
+/// What the reader's path needs besides a connection: its limits, where its links point,
+/// who its emails come from and the key that signs unsubscribe links. Nothing else.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    /// Settings: base URL, limits, token lifetime, sender.
-    pub settings: Settings,
+    /// The signup limits and how long a confirmation link works.
+    pub signup: SignupSettings,
+    /// `SPACEDIGEST_BASE_URL`: every link in a confirmation or welcome email starts here.
+    pub base_url: Url,
+    /// The From of confirmation and welcome emails.
+    pub from: Mailbox,
     /// Signs unsubscribe links.
     pub signer: UnsubscribeSigner,
-    /// The process's counters, shared by the web server and the delivery worker.
-    pub metrics: std::sync::Arc<crate::observability::Metrics>,
+}
+
+impl Policy {
+    /// The reader's path's share of `settings`, signing with `signer`.
+    pub fn new(settings: &Settings, signer: UnsubscribeSigner) -> Self {
+        Self {
+            signup: settings.signup.clone(),
+            base_url: settings.server.base_url.clone(),
+            from: settings.mail.from_for(MailStream::Transactional).clone(),
+            signer,
+        }
+    }
+
+    /// `BASE_URL` joined with an absolute path such as `/subscriptions/confirm`.
+    pub fn link(&self, path_and_query: &str) -> String {
+        crate::config::link(&self.base_url, path_and_query)
+    }
 }
 
 /// A failure the reader cannot fix: storage trouble or a broken template.

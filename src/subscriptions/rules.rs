@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDateTime;
 
-use crate::config::Settings;
+use crate::config::SignupSettings;
 use crate::db::states::SubscriptionStatus as Status;
 
 /// What the signup did. The reader sees the same answer for all of them.
@@ -90,11 +90,11 @@ pub enum Decision {
 
 impl Limits {
     /// The configured limits.
-    pub fn of(settings: &Settings) -> Self {
+    pub fn of(signup: &SignupSettings) -> Self {
         Self {
-            resend_interval: chrono::Duration::from_std(settings.confirmation_resend_interval)
+            resend_interval: chrono::Duration::from_std(signup.confirmation_resend_interval)
                 .unwrap_or(chrono::Duration::MAX),
-            per_day: settings.confirmations_per_day,
+            per_day: signup.confirmations_per_day,
         }
     }
 }

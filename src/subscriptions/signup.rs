@@ -51,11 +51,7 @@ pub fn prepare(policy: &Policy, request: SignupRequest) -> Result<PreparedSignup
     Ok(PreparedSignup {
         email_key: request.email.key(),
         mailbox_key: request.email.mailbox_key(),
-        message_id: new_message_id(
-            policy
-                .settings
-                .from_for(crate::config::MailStream::Transactional),
-        ),
+        message_id: new_message_id(&policy.from),
         request,
         token,
         token_hash,
@@ -70,12 +66,10 @@ pub(super) fn confirmation_email(
     token: &str,
     newsletters: Vec<String>,
 ) -> Result<RenderedEmail, ServiceError> {
-    let ttl = policy.settings.confirmation_ttl;
+    let ttl = policy.signup.confirmation_ttl;
     Ok(RenderedEmail::confirmation(&ConfirmationEmail {
         name: request.name.as_ref().map(|n| n.as_str().to_owned()),
-        confirm_url: policy
-            .settings
-            .link(&format!("/subscriptions/confirm?token={token}")),
+        confirm_url: policy.link(&format!("/subscriptions/confirm?token={token}")),
         newsletters,
         expires_hours: i64::try_from(ttl.as_secs() / 3600).unwrap_or(i64::MAX),
     })?)

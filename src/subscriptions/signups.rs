@@ -39,10 +39,10 @@ struct Job {
 impl Signups {
     /// Starts the group-commit writer thread, which stops when the last clone is dropped.
     /// Should no thread be had, each signup is its own transaction instead.
-    pub fn new(pool: Pool, policy: Policy) -> Self {
+    pub fn new(pool: Pool, database: &DatabaseUrl, policy: Policy) -> Self {
         // SQLite has one write lock; PostgreSQL can commit two groups at once, so while
         // one writer waits on the server the other fills its next group.
-        let writers = match policy.settings.database_url {
+        let writers = match database {
             DatabaseUrl::Sqlite(_) => 1,
             DatabaseUrl::Postgres(_) => 2,
         };

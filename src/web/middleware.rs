@@ -27,7 +27,7 @@ pub async fn log_requests(
     let path = req.path().to_owned();
     let metrics = req
         .app_data::<web::Data<AppState>>()
-        .map(|state| Arc::clone(&state.policy.metrics));
+        .map(|state| Arc::clone(&state.metrics));
     let response = next.call(req).await?;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();

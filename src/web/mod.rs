@@ -25,7 +25,9 @@ use actix_web::{App, HttpResponse, HttpServer, guard, web};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 
+use crate::config::Settings;
 use crate::db::Pool;
+use crate::observability::Metrics;
 use crate::queue_signal::QueueSignal;
 use crate::subscriptions::{Policy, Signups};
 use catalog::Catalog;
@@ -36,8 +38,13 @@ use routes::{archive, assets, confirm, home, metrics, subscribe, unsubscribe, we
 pub struct AppState {
     /// Database pool.
     pub pool: Pool,
-    /// Settings and signer for the reader's path.
+    /// The settings the pages and the console read (the console previews digests as the
+    /// scheduler renders them, so it takes the digest's sections too).
+    pub settings: Settings,
+    /// The reader's path: its limits, links, sender and signer.
     pub policy: Policy,
+    /// The process's counters, shared by the web server and the delivery worker.
+    pub metrics: Arc<Metrics>,
     /// Wakes the delivery worker when email is queued.
     pub queue_signal: QueueSignal,
     /// Records signups (group commit on SQLite).
@@ -52,21 +59,29 @@ pub struct AppState {
 
 impl AppState {
     /// State for these settings.
-    pub fn new(pool: Pool, policy: Policy, queue_signal: QueueSignal) -> Self {
-        let signup_limiter = NonZeroU32::new(policy.settings.signup_rate_per_minute)
+    pub fn new(
+        pool: Pool,
+        settings: Settings,
+        policy: Policy,
+        metrics: Arc<Metrics>,
+        queue_signal: QueueSignal,
+    ) -> Self {
+        let signup_limiter = NonZeroU32::new(settings.signup.rate_per_minute)
             .map(|per_minute| Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))));
-        let trusted_proxies = policy
-            .settings
+        let trusted_proxies = settings
+            .server
             .trusted_proxies
             .iter()
             .copied()
             .map(client_ip::canonical_net)
             .collect();
         Self {
-            signups: Signups::new(pool.clone(), policy.clone()),
+            signups: Signups::new(pool.clone(), &settings.database.url, policy.clone()),
             catalog: Arc::new(Catalog::new(pool.clone())),
             pool,
+            settings,
             policy,
+            metrics,
             queue_signal,
             signup_limiter,
             trusted_proxies,
@@ -143,7 +158,7 @@ async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
 
 /// Builds the HTTP server on an already bound listener.
 pub fn server(listener: TcpListener, state: AppState, workers: usize) -> std::io::Result<Server> {
-    let http = state.policy.settings.http;
+    let http = state.settings.server.http;
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()

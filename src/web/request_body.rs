@@ -186,7 +186,7 @@ pub async fn guard(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let settings = req
         .app_data::<web::Data<AppState>>()
-        .map(|state| state.policy.settings.http);
+        .map(|state| state.settings.server.http);
     let Some(settings) = settings else {
         return next
             .call(req)

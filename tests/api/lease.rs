@@ -44,8 +44,8 @@ fn database() -> (TestDatabase, Pool) {
     let database = TestDatabase::create();
     let mut settings = test_settings(&database, 0);
     // The property is about ordering, not durability: spare the disk a sync per step.
-    settings.sqlite_synchronous = SqliteSynchronous::Normal;
-    settings.db_pool_size = 8;
+    settings.database.sqlite_synchronous = SqliteSynchronous::Normal;
+    settings.database.pool_size = 8;
     let pool = spacedigest::app::open_pool(&settings).expect("a pool");
     spacedigest::db::migrate(&pool).expect("migrations");
     (database, pool)

@@ -140,7 +140,7 @@ async fn the_answer_is_the_same_for_new_pending_confirmed_and_unsubscribed_addre
 
 #[tokio::test]
 async fn the_per_ip_limit_answers_429() {
-    let app = spawn_app_with(Mail::Server, |s| s.signup_rate_per_minute = 3).await;
+    let app = spawn_app_with(Mail::Server, |s| s.signup.rate_per_minute = 3).await;
     for _ in 0..3 {
         assert_eq!(app.sign_up(&unique_email()).await.status, 200);
     }
@@ -161,8 +161,8 @@ async fn the_per_ip_limit_answers_429() {
 #[tokio::test]
 async fn the_per_ip_limit_follows_x_forwarded_for_only_from_trusted_proxies() {
     let app = spawn_app_with(Mail::Server, |s| {
-        s.signup_rate_per_minute = 1;
-        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        s.signup.rate_per_minute = 1;
+        s.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
     for client in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
@@ -208,8 +208,8 @@ async fn one_confirmation_email_per_address_per_interval() {
 #[tokio::test]
 async fn at_most_the_daily_cap_of_confirmation_emails_per_address() {
     let app = spawn_app_with(Mail::Server, |s| {
-        s.confirmation_resend_interval = Duration::ZERO;
-        s.confirmations_per_day = 2;
+        s.signup.confirmation_resend_interval = Duration::ZERO;
+        s.signup.confirmations_per_day = 2;
     })
     .await;
     let email = unique_email();

@@ -244,7 +244,7 @@ async fn send_now_from_console(address: &str) {
 async fn queue_issue(database: &TestDatabase) {
     let url = database.url_string();
     let mut settings = Settings::defaults();
-    settings.database_url = database.url.clone();
+    settings.database.url = database.url.clone();
     tokio::task::spawn_blocking(move || {
         let mut conn = DbConnection::Pg(PgConnection::establish(&url).unwrap());
         let newsletter = spacedigest::db::newsletters::by_slugs(&mut conn, &["space-daily".into()])

@@ -172,7 +172,7 @@ async fn confirming_twice_is_fine_and_sends_one_welcome() {
 #[tokio::test]
 async fn unknown_and_expired_links_say_so_and_point_to_the_form() {
     let app = spawn_app_with(Mail::Server, |s| {
-        s.confirmation_ttl = Duration::from_secs(1)
+        s.signup.confirmation_ttl = Duration::from_secs(1)
     })
     .await;
 
@@ -222,7 +222,7 @@ async fn unknown_and_expired_links_say_so_and_point_to_the_form() {
 #[tokio::test]
 async fn a_new_signup_while_pending_replaces_the_link() {
     let app = spawn_app_with(Mail::Server, |s| {
-        s.confirmation_resend_interval = Duration::ZERO
+        s.signup.confirmation_resend_interval = Duration::ZERO
     })
     .await;
     let email = unique_email();
@@ -241,7 +241,7 @@ async fn a_new_signup_while_pending_replaces_the_link() {
 #[tokio::test]
 async fn a_confirmed_reader_who_signs_up_again_stays_confirmed() {
     let app = spawn_app_with(Mail::Server, |s| {
-        s.confirmation_resend_interval = Duration::ZERO
+        s.signup.confirmation_resend_interval = Duration::ZERO
     })
     .await;
     let email = unique_email();
@@ -261,7 +261,7 @@ async fn a_confirmed_reader_who_signs_up_again_stays_confirmed() {
 #[tokio::test]
 async fn an_unsubscribed_reader_who_signs_up_again_goes_through_double_opt_in() {
     let app = spawn_app_with(Mail::Server, |s| {
-        s.confirmation_resend_interval = Duration::ZERO
+        s.signup.confirmation_resend_interval = Duration::ZERO
     })
     .await;
     let email = unique_email();

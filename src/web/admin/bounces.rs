@@ -52,7 +52,7 @@ fn source_label(source: BounceSource) -> &'static str {
 
 /// Loads the panel for subscriber `id`.
 pub async fn panel(console: &Console, id: i64) -> Result<BouncePanel, ConsoleError> {
-    let rules = &console.state.policy.settings.bounces;
+    let rules = &console.state.settings.bounces;
     let limits = bounces::Limits {
         hard_limit: rules.hard_limit,
         score_limit: rules.score_limit,

@@ -121,7 +121,7 @@ async fn page(
         newsletters: shared::options(&all, selected),
         url,
         error,
-        poll_minutes: console.state.policy.settings.feed_poll_interval.as_secs() / 60,
+        poll_minutes: console.state.settings.digest.feed_poll_interval.as_secs() / 60,
         failed_feed,
     })
 }
@@ -159,7 +159,7 @@ async fn add(form: CsrfForm) -> Result<HttpResponse, ConsoleError> {
     let input: AddForm = form.parse()?;
     let console = form.console;
     let all = shared::all(&console).await?;
-    let policy = AddressPolicy::new(&console.state.policy.settings.fetch);
+    let policy = AddressPolicy::new(&console.state.settings.fetch);
     let checked = shared::by_slug(&all, &input.newsletter)
         .cloned()
         .and_then(|n| feed_url(&input.url).map(|url| (n, url)))
@@ -232,7 +232,7 @@ async fn poll_now(form: CsrfForm, id: web::Path<String>) -> Result<HttpResponse,
     let console = form.console;
     let feed = find(&console, &id).await?;
     let feed_id = feed.id;
-    let report = poll_feed(console.pool(), &console.state.policy.settings.fetch, feed).await;
+    let report = poll_feed(console.pool(), &console.state.settings.fetch, feed).await;
     tracing::info!(
         operator_id = console.operator.id,
         feed_id,

@@ -133,7 +133,7 @@ async fn login(
     // in the same round trip; an over-long address names nobody.
     let (key, from) = (email_key.clone(), ip.clone());
     let known = email.len() <= MAX_EMAIL_BYTES;
-    let url = &state.policy.settings.database_url;
+    let url = &state.settings.database.url;
     let (reserved, operator) = db::run_writing(&state.pool, url, move |conn| {
         let reserved = login_limit::reserve(conn, &key, &from, now)?;
         let operator = if known && reserved.is_ok() {
@@ -182,8 +182,8 @@ async fn login(
         cookie_header::value(&req, cookie_name(&state)).map(|v| crate::tokens::hash_token(&v));
     let (from, operator_id) = (ip.clone(), operator.id);
     let (idle, max) = (
-        state.policy.settings.admin_session_idle,
-        state.policy.settings.admin_session_max,
+        state.settings.console.session_idle,
+        state.settings.console.session_max,
     );
     let cookie_value = db::run(&state.pool, move |conn| {
         attempt.succeeded(conn)?;

@@ -38,13 +38,13 @@ pub fn cookie_name(state: &AppState) -> &'static str {
 
 /// Cookies are `Secure` when the public URL is https.
 pub fn secure_cookies(state: &AppState) -> bool {
-    state.policy.settings.base_url.scheme() == "https"
+    state.settings.server.base_url.scheme() == "https"
 }
 
 fn lifetime(state: &AppState) -> Lifetime {
     Lifetime {
-        idle: state.policy.settings.admin_session_idle,
-        max: state.policy.settings.admin_session_max,
+        idle: state.settings.console.session_idle,
+        max: state.settings.console.session_max,
     }
 }
 

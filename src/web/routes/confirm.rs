@@ -41,7 +41,7 @@ pub async fn confirm(
         return unknown();
     };
     let policy = state.policy.clone();
-    let url = &state.policy.settings.database_url;
+    let url = &state.settings.database.url;
     match crate::db::run_writing(&state.pool, url, move |conn| {
         subscriptions::confirm(conn, &policy, &token)
     })
@@ -49,7 +49,7 @@ pub async fn confirm(
     {
         Ok(outcome) => {
             if matches!(outcome, ConfirmOutcome::Confirmed(_)) {
-                state.policy.metrics.confirmation();
+                state.metrics.confirmation();
                 state.queue_signal.notify();
             }
             outcome_page(outcome)

@@ -12,7 +12,7 @@ use crate::web::responses::{self, Format};
 
 /// The scrape, for the holder of the token.
 pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let Some(expected) = state.policy.settings.observability.metrics_token.as_deref() else {
+    let Some(expected) = state.settings.observability.metrics_token.as_deref() else {
         return responses::error(
             Format::of(&req),
             StatusCode::NOT_FOUND,
@@ -37,5 +37,5 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
         );
         return refused;
     }
-    scrape::response(&state.pool, &state.policy.metrics).await
+    scrape::response(&state.pool, &state.metrics).await
 }

@@ -99,7 +99,7 @@ pub async fn subscribe(
     match state.signups.subscribe(request).await {
         Ok(outcome) => {
             tracing::info!(?outcome, "signup handled");
-            state.policy.metrics.signup(outcome.label());
+            state.metrics.signup(outcome.label());
             state.queue_signal.notify();
             accepted(format)
         }

@@ -42,7 +42,7 @@ pub async fn unsubscribe(
     } else {
         UnsubscribeHow::Button
     };
-    let url = &state.policy.settings.database_url;
+    let url = &state.settings.database.url;
     match crate::db::run_writing(&state.pool, url, move |conn| {
         subscriptions::unsubscribe(conn, scope)
     })
@@ -50,7 +50,7 @@ pub async fn unsubscribe(
     {
         Ok(Some(done)) => {
             if done.changed {
-                state.policy.metrics.unsubscribe(how);
+                state.metrics.unsubscribe(how);
             }
             responses::page(
                 StatusCode::OK,

@@ -35,7 +35,7 @@ pub async fn bounces(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let Some(expected) = &state.policy.settings.bounces.webhook_token else {
+    let Some(expected) = &state.settings.bounces.webhook_token else {
         return responses::error(
             Format::Json,
             StatusCode::NOT_FOUND,
@@ -68,7 +68,7 @@ pub async fn bounces(
         Ok(reports) => reports,
         Err(problems) => return malformed(&problems),
     };
-    let rules = &state.policy.settings.bounces;
+    let rules = &state.settings.bounces;
     let limits = Limits {
         hard_limit: rules.hard_limit,
         score_limit: rules.score_limit,
@@ -77,7 +77,7 @@ pub async fn bounces(
     let count = reports.len();
     let applied = db::run_writing(
         &state.pool,
-        &state.policy.settings.database_url,
+        &state.settings.database.url,
         move |conn| -> Result<_, StorageError> {
             Ok(bounces::apply_reports(conn, &limits, &reports, db::now())?)
         },

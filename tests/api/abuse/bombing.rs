@@ -97,17 +97,17 @@ async fn let_time_pass(app: &TestApp, minutes: i64) {
 async fn bombing_one_address_from_many_networks_sends_at_most_the_daily_cap() {
     let defaults = Settings::defaults();
     // The shipped limits, not ones chosen for the test.
-    assert_eq!(defaults.signup_rate_per_minute, 10);
+    assert_eq!(defaults.signup.rate_per_minute, 10);
     assert_eq!(
-        defaults.confirmation_resend_interval,
+        defaults.signup.confirmation_resend_interval,
         Duration::from_secs(600)
     );
-    assert_eq!(defaults.confirmations_per_day, 5);
+    assert_eq!(defaults.signup.confirmations_per_day, 5);
     let app = spawn_app_with(Mail::Server, |s| {
-        s.signup_rate_per_minute = defaults.signup_rate_per_minute;
-        s.confirmation_resend_interval = defaults.confirmation_resend_interval;
-        s.confirmations_per_day = defaults.confirmations_per_day;
-        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        s.signup.rate_per_minute = defaults.signup.rate_per_minute;
+        s.signup.confirmation_resend_interval = defaults.signup.confirmation_resend_interval;
+        s.signup.confirmations_per_day = defaults.signup.confirmations_per_day;
+        s.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
     let total = if crate::support::figures::full() {
@@ -180,8 +180,8 @@ async fn bombing_one_address_from_many_networks_sends_at_most_the_daily_cap() {
         .unwrap_or(0);
     let expected = allowed_by_the_limits(
         &ROUNDS_AT_MINUTES,
-        i64::try_from(defaults.confirmation_resend_interval.as_secs() / 60).unwrap(),
-        usize::try_from(defaults.confirmations_per_day).unwrap(),
+        i64::try_from(defaults.signup.confirmation_resend_interval.as_secs() / 60).unwrap(),
+        usize::try_from(defaults.signup.confirmations_per_day).unwrap(),
     );
     let subscribers = app.count_subscribers().await;
     let subscriptions = app.count_subscriptions().await;

@@ -310,7 +310,7 @@ async fn line_breaks_in_any_field_add_no_header_and_no_smtp_command() {
         assert!(text.contains("Before the break"), "{text}");
         assert!(text.contains("after the break"), "{text}");
     }
-    let sender = app.settings.from.email.to_string();
+    let sender = app.settings.mail.from.email.to_string();
     let injected = injected_commands(&app.smtp().commands(), &sender, &readers);
     let data_commands = app
         .smtp()

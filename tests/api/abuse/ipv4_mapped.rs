@@ -55,9 +55,9 @@ async fn ipv4_mapped_peers_and_forwarded_addresses_count_as_their_ipv4_addresses
     );
     let listen: SocketAddr = "[::]:0".parse().unwrap();
     let app = spawn_app_listening_on(listen, Mail::Server, |s| {
-        s.signup_rate_per_minute = PER_MINUTE;
+        s.signup.rate_per_minute = PER_MINUTE;
         // As SPACEDIGEST_TRUSTED_PROXIES=127.0.0.1 parses.
-        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        s.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
     let proxy = "127.0.0.1";

@@ -63,9 +63,9 @@ pub fn token_of(link: &str) -> String {
 #[tokio::test]
 async fn every_emailed_link_uses_the_base_url_whatever_host_the_request_names() {
     let app = spawn_app_with(Mail::Server, |s| {
-        s.base_url = BASE_URL.parse().unwrap();
+        s.server.base_url = BASE_URL.parse().unwrap();
         // A trusted proxy is where forwarded headers would be believed, if anywhere.
-        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        s.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
     let reader = unique_email();

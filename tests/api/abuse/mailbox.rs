@@ -63,12 +63,13 @@ async fn queued(app: &TestApp) -> usize {
 async fn sixteen_spellings_of_one_mailbox_share_one_allowance() {
     let defaults = Settings::defaults();
     let app = spawn_app_with(Mail::Server, |s| {
-        s.confirmation_resend_interval = defaults.confirmation_resend_interval;
-        s.confirmations_per_day = defaults.confirmations_per_day;
+        s.signup.confirmation_resend_interval = defaults.signup.confirmation_resend_interval;
+        s.signup.confirmations_per_day = defaults.signup.confirmations_per_day;
     })
     .await;
-    let interval = i64::try_from(defaults.confirmation_resend_interval.as_secs() / 60).unwrap();
-    let cap = usize::try_from(defaults.confirmations_per_day).unwrap();
+    let interval =
+        i64::try_from(defaults.signup.confirmation_resend_interval.as_secs() / 60).unwrap();
+    let cap = usize::try_from(defaults.signup.confirmations_per_day).unwrap();
     let spelled = spellings("victimreader");
     // Every spelling signs up in each round, eight at a time; rounds a resend interval
     // apart, for longer than the cap allows, all within one day.
@@ -126,8 +127,8 @@ async fn sixteen_spellings_of_one_mailbox_share_one_allowance() {
 #[tokio::test]
 async fn two_servers_cannot_both_pass_one_mailboxs_limits() {
     let app = spawn_app_with(Mail::Server, |s| {
-        s.confirmation_resend_interval = Duration::from_secs(600);
-        s.confirmations_per_day = 5;
+        s.signup.confirmation_resend_interval = Duration::from_secs(600);
+        s.signup.confirmations_per_day = 5;
     })
     .await;
     let other = spawn_app_on(&app).await;

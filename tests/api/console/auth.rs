@@ -89,7 +89,7 @@ async fn every_login_gets_a_new_session_id() {
 #[tokio::test]
 async fn an_idle_session_and_an_old_session_both_end() {
     let app = spawn_app_with(Mail::Server, |s| {
-        s.admin_session_idle = Duration::from_secs(2);
+        s.console.session_idle = Duration::from_secs(2);
     })
     .await;
     let browser = Browser::logged_in(&app).await;
@@ -98,7 +98,7 @@ async fn an_idle_session_and_an_old_session_both_end() {
     assert_sent_to_login(&browser.get("/admin/account").await, "after 2.5 s idle");
 
     let app = spawn_app_with(Mail::Server, |s| {
-        s.admin_session_max = Duration::from_secs(3);
+        s.console.session_max = Duration::from_secs(3);
     })
     .await;
     let browser = Browser::logged_in(&app).await;
@@ -212,7 +212,7 @@ async fn an_unknown_address_and_a_wrong_password_get_the_same_answer() {
 async fn login_attempts_are_limited_per_account_and_ip_without_locking_out_the_operator_elsewhere()
 {
     let app = spawn_app_with(Mail::Server, |s| {
-        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        s.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
     create_operator(&app, OPERATOR_EMAIL, OPERATOR_PASSWORD).await;
@@ -293,7 +293,7 @@ async fn cookies_are_http_only_same_site_strict_and_secure_under_https() {
     assert!(!cookie.contains("Secure"), "{cookie}");
 
     let app = spawn_app_with(Mail::Server, |s| {
-        s.base_url = "https://news.example.com".parse().unwrap();
+        s.server.base_url = "https://news.example.com".parse().unwrap();
     })
     .await;
     create_operator(&app, OPERATOR_EMAIL, OPERATOR_PASSWORD).await;

@@ -39,7 +39,7 @@ fn tampered(raw: &[u8], from: &str, to: &str) -> Vec<u8> {
 #[tokio::test]
 async fn confirmation_welcome_and_digest_are_signed_and_verify_against_the_public_key() {
     let app = spawn_app_with(Mail::Server, |s| {
-        s.dkim = Some(dkim_with("test_key_rsa_pkcs1.pem", "sd2026", None));
+        s.mail.dkim = Some(dkim_with("test_key_rsa_pkcs1.pem", "sd2026", None));
     })
     .await;
     let key = verifier::public_key("test_key_rsa_pkcs1.pem");
@@ -93,7 +93,7 @@ async fn confirmation_welcome_and_digest_are_signed_and_verify_against_the_publi
 #[tokio::test]
 async fn an_ed25519_key_signs_with_ed25519_sha256() {
     let app = spawn_app_with(Mail::Server, |s| {
-        s.dkim = Some(dkim_with(
+        s.mail.dkim = Some(dkim_with(
             "test_key_ed25519.pem",
             "ed1",
             Some("mail.spacedigest.test"),
@@ -209,7 +209,7 @@ async fn a_signed_digest_reaches_every_reader_once_and_every_copy_verifies() {
         300
     };
     let app = spawn_app_with(Mail::Server, |s| {
-        s.dkim = Some(dkim_with("test_key_rsa_pkcs1.pem", "sd2026", None));
+        s.mail.dkim = Some(dkim_with("test_key_rsa_pkcs1.pem", "sd2026", None));
     })
     .await;
     let key = verifier::public_key("test_key_rsa_pkcs1.pem");

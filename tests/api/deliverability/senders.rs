@@ -20,10 +20,10 @@ async fn confirmations_and_digests_go_through_their_own_relay_from_their_own_sen
     let relay_b = SmtpServer::start().await;
     let relay_b_url = relay_b.url();
     let app = spawn_app_with(Mail::Server, |s| {
-        s.senders.transactional_from = Some(TRANSACTIONAL_FROM.parse().unwrap());
-        s.senders.digest_from = Some(DIGEST_FROM.parse().unwrap());
-        s.senders.digest_smtp_url = Some(SmtpUrl::parse(&relay_b_url).unwrap());
-        s.dkim = Some(dkim_with("test_key_rsa_pkcs1.pem", "sd2026", None));
+        s.mail.senders.transactional_from = Some(TRANSACTIONAL_FROM.parse().unwrap());
+        s.mail.senders.digest_from = Some(DIGEST_FROM.parse().unwrap());
+        s.mail.senders.digest_smtp_url = Some(SmtpUrl::parse(&relay_b_url).unwrap());
+        s.mail.dkim = Some(dkim_with("test_key_rsa_pkcs1.pem", "sd2026", None));
     })
     .await;
     let relay_a = app.smtp();
@@ -101,7 +101,7 @@ async fn without_the_new_settings_both_streams_use_from_and_smtp_url() {
 #[tokio::test]
 async fn the_digest_previews_show_the_digest_sender() {
     let app = spawn_app_with(Mail::Server, |s| {
-        s.senders.digest_from = Some(DIGEST_FROM.parse().unwrap());
+        s.mail.senders.digest_from = Some(DIGEST_FROM.parse().unwrap());
     })
     .await;
     send_todays_digest(&app).await;

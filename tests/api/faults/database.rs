@@ -19,7 +19,7 @@ use crate::support::smtp_server::ReceivedMessage;
 pub async fn app_on_cluster(cluster: &PgCluster, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let url = cluster.create_database("spacedigest").await;
     spawn_app_with(Mail::Server, move |settings| {
-        settings.database_url = DatabaseUrl::Postgres(url);
+        settings.database.url = DatabaseUrl::Postgres(url);
         configure(settings);
     })
     .await

@@ -306,7 +306,7 @@ async fn without_a_token_metrics_are_only_on_the_separate_listener() {
 async fn a_scrape_with_the_database_down_still_answers_with_the_counters() {
     let mut settings = spacedigest::config::Settings::defaults();
     let nothing_listens = free_port();
-    settings.database_url = spacedigest::config::DatabaseUrl::Postgres(format!(
+    settings.database.url = spacedigest::config::DatabaseUrl::Postgres(format!(
         "postgres://postgres@127.0.0.1:{nothing_listens}/spacedigest"
     ));
     let pool = spacedigest::db::pool(&settings);

@@ -135,12 +135,12 @@ pub struct TestApp {
 /// Settings every test starts from: fast retries, no per-IP limit unless a test sets one.
 pub fn test_settings(database: &TestDatabase, smtp_port: u16) -> Settings {
     let mut settings = Settings::defaults();
-    settings.database_url = database.url.clone();
-    settings.db_pool_size = 4;
-    settings.http_workers = 1;
-    settings.smtp_url = SmtpUrl::Smtp(format!("smtp://127.0.0.1:{smtp_port}"));
-    settings.from = "Space Daily <news@spacedigest.test>".parse().unwrap();
-    settings.signup_rate_per_minute = 0;
+    settings.database.url = database.url.clone();
+    settings.database.pool_size = 4;
+    settings.server.http_workers = 1;
+    settings.mail.smtp_url = SmtpUrl::Smtp(format!("smtp://127.0.0.1:{smtp_port}"));
+    settings.mail.from = "Space Daily <news@spacedigest.test>".parse().unwrap();
+    settings.signup.rate_per_minute = 0;
     settings.delivery.retry_base = Duration::from_millis(500);
     settings.delivery.retry_max = Duration::from_secs(1);
     settings.delivery.smtp_timeout = Duration::from_secs(5);
@@ -178,8 +178,8 @@ pub async fn spawn_app_listening_on(
     let listener = spacedigest::app::listen(listen).unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut settings = test_settings(&database, smtp_port);
-    settings.listen = listener.local_addr().unwrap();
-    settings.base_url = format!("http://127.0.0.1:{port}").parse().unwrap();
+    settings.server.listen = listener.local_addr().unwrap();
+    settings.server.base_url = format!("http://127.0.0.1:{port}").parse().unwrap();
     configure(&mut settings);
 
     let app = Application::build_with_listener(settings.clone(), listener)
@@ -221,7 +221,7 @@ pub async fn spawn_app_on(app: &TestApp) -> ExtraServer {
     let listener = spacedigest::app::listen("127.0.0.1:0".parse().unwrap()).unwrap();
     let listener_address = listener.local_addr().unwrap();
     let mut settings = app.settings.clone();
-    settings.listen = listener_address;
+    settings.server.listen = listener_address;
     let extra = Application::build_with_listener(settings, listener)
         .await
         .expect("another app starts");

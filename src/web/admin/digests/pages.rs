@@ -109,7 +109,7 @@ async fn load_preview(
     day: &Day,
 ) -> Result<(Option<Preview>, i64), ConsoleError> {
     let (settings, newsletter, date) = (
-        console.state.policy.settings.clone(),
+        console.state.settings.clone(),
         day.newsletter.clone(),
         day.date,
     );
@@ -155,12 +155,12 @@ struct PreviewPage {
 pub async fn preview(console: Console, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let day = Day::from_query(&console, req.query_string()).await?;
     let (preview, confirmed) = load_preview(&console, &day).await?;
-    let sample = digest::sample_unsubscribe_url(&console.state.policy.settings);
+    let sample = digest::sample_unsubscribe_url(&console.state.settings);
     let sent_issue = sent_issue(preview.as_ref());
     let from = console
         .state
-        .policy
         .settings
+        .mail
         .from_for(crate::config::MailStream::Digest)
         .to_string();
     let body = preview.map(|p| PreviewBody {
@@ -192,9 +192,7 @@ pub async fn preview_html(
     let (status, body) = match preview {
         Some(preview) => (
             StatusCode::OK,
-            preview.html_with(&digest::sample_unsubscribe_url(
-                &console.state.policy.settings,
-            )),
+            preview.html_with(&digest::sample_unsubscribe_url(&console.state.settings)),
         ),
         None => (
             StatusCode::NOT_FOUND,
@@ -262,7 +260,7 @@ pub async fn send(form: CsrfForm) -> Result<HttpResponse, ConsoleError> {
     }
     let console = form.console;
     let (settings, newsletter, date) = (
-        console.state.policy.settings.clone(),
+        console.state.settings.clone(),
         day.newsletter.clone(),
         day.date,
     );

@@ -158,7 +158,7 @@ async fn import_url(form: CsrfForm) -> Result<HttpResponse, ConsoleError> {
         return refuse(page, format!("\"{shown}\" is not an http or https URL."));
     };
     let started = db::now();
-    let imported = match import::fetch_once(&url, &console.state.policy.settings.fetch).await {
+    let imported = match import::fetch_once(&url, &console.state.settings.fetch).await {
         Ok(bytes) => {
             import::import_bytes(console.pool(), newsletter.id, bytes, FeedOrigin::url(&url)).await
         }

@@ -55,11 +55,7 @@ pub(super) async fn unsubscribe(
         }
     };
     if done != "already-unsubscribed" {
-        console
-            .state
-            .policy
-            .metrics
-            .unsubscribe(UnsubscribeHow::Console);
+        console.state.metrics.unsubscribe(UnsubscribeHow::Console);
     }
     tracing::info!(
         operator_id = console.operator.id,

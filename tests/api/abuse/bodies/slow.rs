@@ -26,8 +26,8 @@ const ORDINARY_SIGNUPS: usize = 5;
 
 async fn app_with(configure: impl FnOnce(&mut spacedigest::config::Settings)) -> TestApp {
     spawn_app_with(Mail::Server, |s| {
-        s.http.body_timeout = BODY_TIMEOUT;
-        s.http.head_timeout = HEAD_TIMEOUT;
+        s.server.http.body_timeout = BODY_TIMEOUT;
+        s.server.http.head_timeout = HEAD_TIMEOUT;
         configure(s);
     })
     .await
@@ -226,8 +226,8 @@ async fn trickled_bodies_are_cut_off_at_their_deadline_and_do_not_delay_an_ordin
 async fn past_the_connection_cap_a_client_waits_for_a_free_connection() {
     const CAP: usize = 10;
     let app = app_with(|s| {
-        s.http.max_connections = CAP;
-        s.http_workers = 1;
+        s.server.http.max_connections = CAP;
+        s.server.http_workers = 1;
     })
     .await;
     let address = socket_address(&app);

@@ -69,7 +69,7 @@ async fn timed_login(
 #[tokio::test]
 async fn login_answers_and_their_timing_do_not_tell_whether_an_account_exists() {
     let app = spawn_app_with(Mail::Server, |s| {
-        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        s.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
     let n = trials(40);

@@ -157,7 +157,7 @@ async fn log_in(app: &TestApp) -> (Browser<'_>, String, String) {
 #[tokio::test]
 async fn a_database_dump_holds_no_token_that_works() {
     let key = hex::encode(spacedigest::tokens::random_bytes());
-    let app = spawn_app_with(Mail::Server, |s| s.secret_key = Some(key.clone())).await;
+    let app = spawn_app_with(Mail::Server, |s| s.server.secret_key = Some(key.clone())).await;
     let mut handed_out: Vec<(&'static str, String)> = vec![("secret key", key.clone())];
 
     // A reader who confirms, one who stays pending, and readers who get a digest.

@@ -309,7 +309,7 @@ async fn digest_send_rides_out_postgres_stopped_mid_send() {
     let readers = add_confirmed_readers(&app, "command", readers_wanted).await;
     app.smtp()
         .set_behaviour(Behaviour::SlowDataReply(Duration::from_millis(15)));
-    let database_url = match &app.settings.database_url {
+    let database_url = match &app.settings.database.url {
         spacedigest::config::DatabaseUrl::Postgres(url) => url.clone(),
         other => panic!("not the private cluster: {}", other.redacted()),
     };

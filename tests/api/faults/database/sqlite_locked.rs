@@ -45,7 +45,7 @@ async fn sqlite_locked_by_another_process_never_shows_a_reader_database_is_locke
     // Past the busy timeout by more than any answer may take.
     let long_hold = BUSY_TIMEOUT + Duration::from_secs(5);
     let app = spawn_app().await;
-    let db_path = match &app.settings.database_url {
+    let db_path = match &app.settings.database.url {
         spacedigest::config::DatabaseUrl::Sqlite(path) => path.clone(),
         other => panic!("not SQLite: {}", other.redacted()),
     };
