@@ -38,6 +38,7 @@ pub use observability::{LogFormat, ObservabilitySettings};
 mod server;
 pub use server::{ServerSettings, link};
 mod signup;
+mod values;
 pub use signup::SignupSettings;
 
 /// Prefix of every environment variable the program reads as a setting.

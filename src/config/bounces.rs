@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConfigError, default};
+use super::ConfigError;
+use super::values::{Count, Span};
 
 /// When repeated bounces mark a subscriber bounced (`SPACEDIGEST_BOUNCE_*`).
 #[derive(Debug, Clone)]
@@ -36,12 +37,12 @@ impl std::fmt::Debug for WebhookToken {
 pub(super) struct RawBounces {
     // One permanent refusal means the mailbox does not exist; soft bounces (0.5 each)
     // need six within a month.
-    #[serde(default = "default::u32::<1>")]
-    bounce_hard_limit: u32,
+    #[serde(default = "Count::of::<1>")]
+    bounce_hard_limit: Count<1, 1000>,
     #[serde(default = "default_score_limit")]
     bounce_score_limit: f64,
-    #[serde(default = "default::u64::<30>")]
-    bounce_window_days: u64,
+    #[serde(default = "Span::of::<30>")]
+    bounce_window_days: Span<86400, 1, 3650>,
     /// Unset: the webhook is off.
     #[serde(default)]
     bounce_webhook_token: Option<String>,
@@ -53,12 +54,6 @@ fn default_score_limit() -> f64 {
 
 impl RawBounces {
     pub(super) fn validate(self) -> Result<BounceSettings, ConfigError> {
-        if self.bounce_hard_limit == 0 || self.bounce_hard_limit > 1000 {
-            return Err(ConfigError::new(
-                "bounce_hard_limit",
-                "must be between 1 and 1000",
-            ));
-        }
         // Scores move in steps of 0.5: a limit that is not a multiple would be reached
         // at the next step up anyway, and says something the operator did not mean.
         let score = self.bounce_score_limit;
@@ -66,12 +61,6 @@ impl RawBounces {
             return Err(ConfigError::new(
                 "bounce_score_limit",
                 "must be a multiple of 0.5 between 0.5 and 1000 (a hard bounce counts 1, a soft one 0.5)",
-            ));
-        }
-        if self.bounce_window_days == 0 || self.bounce_window_days > 3650 {
-            return Err(ConfigError::new(
-                "bounce_window_days",
-                "must be between 1 and 3650",
             ));
         }
         let webhook_token = match self.bounce_webhook_token.as_deref().map(str::trim) {
@@ -91,9 +80,9 @@ impl RawBounces {
             Some(token) => Some(WebhookToken(token.to_owned())),
         };
         Ok(BounceSettings {
-            hard_limit: self.bounce_hard_limit,
+            hard_limit: self.bounce_hard_limit.as_u32(),
             score_limit: score,
-            window: Duration::from_secs(self.bounce_window_days * 24 * 3600),
+            window: self.bounce_window_days.duration(),
             webhook_token,
         })
     }

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConfigError, default};
+use super::ConfigError;
+use super::values::Span;
 
 /// The console's sessions.
 #[derive(Debug, Clone)]
@@ -20,39 +21,17 @@ pub struct ConsoleSettings {
 pub(super) struct RawConsole {
     // OWASP suggests 15 to 30 minutes of idleness for a low-risk application, and an
     // absolute limit of a working day.
-    #[serde(default = "default::u64::<30>")]
-    admin_session_idle_minutes: u64,
-    #[serde(default = "default::u64::<12>")]
-    admin_session_max_hours: u64,
+    #[serde(default = "Span::of::<30>")]
+    admin_session_idle_minutes: Span<60, 1, { 7 * 24 * 60 }>,
+    #[serde(default = "Span::of::<12>")]
+    admin_session_max_hours: Span<3600, 1, { 30 * 24 }>,
 }
 
 impl RawConsole {
     pub(super) fn validate(self) -> Result<ConsoleSettings, ConfigError> {
-        let within = |key: &str, value: u64, most: u64| {
-            if value == 0 || value > most {
-                Err(ConfigError::new(
-                    key,
-                    format!("must be between 1 and {most}"),
-                ))
-            } else {
-                Ok(value)
-            }
-        };
         Ok(ConsoleSettings {
-            session_idle: Duration::from_secs(
-                within(
-                    "admin_session_idle_minutes",
-                    self.admin_session_idle_minutes,
-                    7 * 24 * 60,
-                )? * 60,
-            ),
-            session_max: Duration::from_secs(
-                within(
-                    "admin_session_max_hours",
-                    self.admin_session_max_hours,
-                    30 * 24,
-                )? * 3600,
-            ),
+            session_idle: self.admin_session_idle_minutes.duration(),
+            session_max: self.admin_session_max_hours.duration(),
         })
     }
 }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use url::Url;
 
-use super::{ConfigError, default};
+use super::ConfigError;
+use super::values::Positive;
 
 /// The database section.
 #[derive(Debug, Clone)]
@@ -75,8 +76,8 @@ pub enum SqliteSynchronous {
 pub(super) struct RawDatabase {
     #[serde(default = "default_database_url")]
     database_url: String,
-    #[serde(default = "default::u32::<8>")]
-    db_pool_size: u32,
+    #[serde(default = "Positive::of::<8>")]
+    db_pool_size: Positive,
     #[serde(default = "default_sqlite_synchronous")]
     sqlite_synchronous: String,
 }
@@ -93,9 +94,6 @@ impl RawDatabase {
     pub(super) fn validate(self) -> Result<DatabaseSettings, ConfigError> {
         let url = DatabaseUrl::parse(&self.database_url)
             .map_err(|e| ConfigError::new("database_url", e))?;
-        if self.db_pool_size == 0 {
-            return Err(ConfigError::new("db_pool_size", "must be at least 1"));
-        }
         let sqlite_synchronous = match self.sqlite_synchronous.to_ascii_lowercase().as_str() {
             "full" => SqliteSynchronous::Full,
             "normal" => SqliteSynchronous::Normal,
@@ -105,7 +103,7 @@ impl RawDatabase {
         };
         Ok(DatabaseSettings {
             url,
-            pool_size: self.db_pool_size,
+            pool_size: self.db_pool_size.as_u32(),
             sqlite_synchronous,
         })
     }

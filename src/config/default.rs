@@ -10,8 +10,3 @@ pub(super) const fn u64<const N: u64>() -> u64 {
 pub(super) const fn u32<const N: u32>() -> u32 {
     N
 }
-
-/// `N`, as a `usize` setting's default.
-pub(super) const fn usize<const N: usize>() -> usize {
-    N
-}

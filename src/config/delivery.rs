@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConfigError, default};
+use super::ConfigError;
+use super::values::{Count, Hours, Seconds};
 
 /// How the delivery worker talks to the mail server and retries.
 #[derive(Debug, Clone)]
@@ -37,22 +38,22 @@ pub struct DeliverySettings {
 /// The delivery settings as written.
 #[derive(Debug, Deserialize)]
 pub(super) struct RawDelivery {
-    #[serde(default = "default::usize::<16>")]
-    send_concurrency: usize,
+    #[serde(default = "Count::of::<16>")]
+    send_concurrency: Count<1, 1024>,
     /// Unset: [`default_in_flight`] of the concurrency.
     #[serde(default)]
     send_in_flight: Option<usize>,
-    #[serde(default = "default::u64::<30>")]
-    smtp_timeout_seconds: u64,
-    #[serde(default = "default::u64::<120>")]
-    delivery_lease_seconds: u64,
+    #[serde(default = "Seconds::of::<30>")]
+    smtp_timeout_seconds: Seconds,
+    #[serde(default = "Seconds::of::<120>")]
+    delivery_lease_seconds: Seconds,
     // Postfix's schedule: 5 minutes, doubling to about 67 minutes, for 5 days.
-    #[serde(default = "default::u64::<300>")]
-    retry_base_seconds: u64,
-    #[serde(default = "default::u64::<4000>")]
-    retry_max_seconds: u64,
-    #[serde(default = "default::u64::<120>")]
-    retry_give_up_hours: u64,
+    #[serde(default = "Seconds::of::<300>")]
+    retry_base_seconds: Seconds,
+    #[serde(default = "Seconds::of::<4000>")]
+    retry_max_seconds: Seconds,
+    #[serde(default = "Hours::of::<120>")]
+    retry_give_up_hours: Hours,
     #[serde(default)]
     send_rate_per_second: u32,
     #[serde(default)]
@@ -67,56 +68,41 @@ fn default_in_flight(concurrency: usize) -> usize {
 
 impl RawDelivery {
     pub(super) fn validate(self) -> Result<DeliverySettings, ConfigError> {
-        let positive = |key: &str, value: u64| {
-            if value == 0 {
-                Err(ConfigError::new(key, "must be at least 1"))
-            } else {
-                Ok(value)
-            }
-        };
-        let smtp_timeout = positive("smtp_timeout_seconds", self.smtp_timeout_seconds)?;
-        let lease = positive("delivery_lease_seconds", self.delivery_lease_seconds)?;
-        if lease < 2 * smtp_timeout {
+        let (smtp_timeout, lease) = (self.smtp_timeout_seconds, self.delivery_lease_seconds);
+        if lease.units() < 2 * smtp_timeout.units() {
             return Err(ConfigError::new(
                 "delivery_lease_seconds",
                 format!(
                     "must be at least twice SPACEDIGEST_SMTP_TIMEOUT_SECONDS ({}), or a slow send could be sent twice",
-                    2 * smtp_timeout
+                    2 * smtp_timeout.units()
                 ),
             ));
         }
-        let retry_base = positive("retry_base_seconds", self.retry_base_seconds)?;
-        let retry_max = positive("retry_max_seconds", self.retry_max_seconds)?;
-        if retry_max < retry_base {
+        let (retry_base, retry_max) = (self.retry_base_seconds, self.retry_max_seconds);
+        if retry_max.units() < retry_base.units() {
             return Err(ConfigError::new(
                 "retry_max_seconds",
                 "must not be less than SPACEDIGEST_RETRY_BASE_SECONDS",
             ));
         }
-        let give_up = positive("retry_give_up_hours", self.retry_give_up_hours)?;
-        if self.send_concurrency == 0 || self.send_concurrency > 1024 {
-            return Err(ConfigError::new(
-                "send_concurrency",
-                "must be between 1 and 1024",
-            ));
-        }
+        let concurrency = self.send_concurrency.as_usize();
         let in_flight = self
             .send_in_flight
-            .unwrap_or_else(|| default_in_flight(self.send_concurrency));
-        if in_flight < self.send_concurrency || in_flight > 65536 {
+            .unwrap_or_else(|| default_in_flight(concurrency));
+        if in_flight < concurrency || in_flight > 65536 {
             return Err(ConfigError::new(
                 "send_in_flight",
                 "must be at least SPACEDIGEST_SEND_CONCURRENCY and at most 65536",
             ));
         }
         Ok(DeliverySettings {
-            concurrency: self.send_concurrency,
+            concurrency,
             in_flight,
-            smtp_timeout: Duration::from_secs(smtp_timeout),
-            lease: Duration::from_secs(lease),
-            retry_base: Duration::from_secs(retry_base),
-            retry_max: Duration::from_secs(retry_max),
-            give_up_after: Duration::from_secs(give_up * 3600),
+            smtp_timeout: smtp_timeout.duration(),
+            lease: lease.duration(),
+            retry_base: retry_base.duration(),
+            retry_max: retry_max.duration(),
+            give_up_after: self.retry_give_up_hours.duration(),
             poll_interval: Duration::from_secs(1),
             rate_per_second: self.send_rate_per_second,
             rate_per_hour: self.send_rate_per_hour,

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConfigError, default};
+use super::ConfigError;
+use super::values::Minutes;
 
 /// The digest's footer and the feeds it is made from.
 #[derive(Debug, Clone)]
@@ -21,18 +22,15 @@ pub struct DigestSettings {
 pub(super) struct RawDigest {
     #[serde(default)]
     postal_address: String,
-    #[serde(default = "default::u64::<30>")]
-    feed_poll_minutes: u64,
+    #[serde(default = "Minutes::of::<30>")]
+    feed_poll_minutes: Minutes,
 }
 
 impl RawDigest {
     pub(super) fn validate(self) -> Result<DigestSettings, ConfigError> {
-        if self.feed_poll_minutes == 0 {
-            return Err(ConfigError::new("feed_poll_minutes", "must be at least 1"));
-        }
         Ok(DigestSettings {
             postal_address: self.postal_address.trim().to_owned(),
-            feed_poll_interval: Duration::from_secs(self.feed_poll_minutes * 60),
+            feed_poll_interval: self.feed_poll_minutes.duration(),
         })
     }
 }

@@ -2,13 +2,12 @@
 //! connect: by default only to public addresses; `SPACEDIGEST_FETCH_ALLOW_PRIVATE` or an
 //! allow-list opens the rest for deployments that poll feeds on their own network.
 
-use std::str::FromStr;
-
 use ipnet::IpNet;
 
 use serde::Deserialize;
 
 use super::ConfigError;
+use super::values::Networks;
 
 /// `SPACEDIGEST_FETCH_ALLOW_PRIVATE` and `SPACEDIGEST_FETCH_ALLOWED_NETWORKS`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,29 +25,18 @@ pub(super) struct RawFetch {
     #[serde(default)]
     fetch_allow_private: bool,
     #[serde(default)]
-    fetch_allowed_networks: String,
+    fetch_allowed_networks: Networks,
 }
 
 impl RawFetch {
     pub(super) fn validate(self) -> Result<FetchSettings, ConfigError> {
+        // A range written with host bits set (10.1.2.3/8) means its network.
         let allowed_networks = self
             .fetch_allowed_networks
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|item| {
-                IpNet::from_str(item)
-                    .or_else(|_| std::net::IpAddr::from_str(item).map(IpNet::from))
-                    // A range written with host bits set (10.1.2.3/8) means its network.
-                    .map(|net| net.trunc())
-                    .map_err(|_| {
-                        ConfigError::new(
-                            "fetch_allowed_networks",
-                            format!("{item:?} is not an IP address or CIDR range"),
-                        )
-                    })
-            })
-            .collect::<Result<_, _>>()?;
+            .0
+            .iter()
+            .map(IpNet::trunc)
+            .collect();
         Ok(FetchSettings {
             allow_private: self.fetch_allow_private,
             allowed_networks,

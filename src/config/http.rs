@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::values::Count;
 use super::{ConfigError, default};
 
 /// The web server's deadlines and connection cap.
@@ -52,8 +53,8 @@ pub(super) struct RawHttp {
     http_disconnect_timeout_seconds: u64,
     // Each connection is a file descriptor; systemd's default soft limit is 1024, and the
     // database pool, SMTP sessions and files need some of them too.
-    #[serde(default = "default::usize::<512>")]
-    http_max_connections: usize,
+    #[serde(default = "Count::of::<512>")]
+    http_max_connections: Count<1, 1_000_000>,
 }
 
 impl RawHttp {
@@ -68,12 +69,6 @@ impl RawHttp {
                 ))
             }
         };
-        if !(1..=1_000_000).contains(&self.http_max_connections) {
-            return Err(ConfigError::new(
-                "http_max_connections",
-                "must be between 1 and 1000000",
-            ));
-        }
         Ok(HttpSettings {
             head_timeout: seconds(
                 "http_head_timeout_seconds",
@@ -94,7 +89,7 @@ impl RawHttp {
                 0,
                 60,
             )?,
-            max_connections: self.http_max_connections,
+            max_connections: self.http_max_connections.as_usize(),
         })
     }
 }

@@ -8,6 +8,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use url::Url;
 
+use super::values::{Count, Networks};
 use super::{ConfigError, HttpSettings};
 
 /// Where the web server listens and what it believes about its clients.
@@ -48,11 +49,11 @@ pub(super) struct RawServer {
     listen: String,
     /// Unset: one per core.
     #[serde(default)]
-    http_workers: Option<usize>,
+    http_workers: Option<Count<1, { u32::MAX as u64 }>>,
     #[serde(default = "default_base_url")]
     base_url: String,
     #[serde(default)]
-    trusted_proxies: String,
+    trusted_proxies: Networks,
     /// Unset: generated and kept in the database.
     #[serde(default)]
     secret_key: Option<String>,
@@ -75,8 +76,7 @@ impl RawServer {
             )
         })?;
         let http_workers = match self.http_workers {
-            Some(0) => return Err(ConfigError::new("http_workers", "must be at least 1")),
-            Some(n) => n,
+            Some(n) => n.as_usize(),
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
         let base_url = parse_base_url(&self.base_url)?;
@@ -89,7 +89,7 @@ impl RawServer {
             }
             other => other,
         };
-        let trusted_proxies = parse_trusted_proxies(&self.trusted_proxies)?;
+        let trusted_proxies = self.trusted_proxies.0;
         Ok(ServerSettings {
             listen,
             http_workers,
@@ -121,21 +121,4 @@ fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
         ));
     }
     Ok(url)
-}
-
-fn parse_trusted_proxies(raw: &str) -> Result<Vec<IpNet>, ConfigError> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|item| {
-            IpNet::from_str(item)
-                .or_else(|_| std::net::IpAddr::from_str(item).map(IpNet::from))
-                .map_err(|_| {
-                    ConfigError::new(
-                        "trusted_proxies",
-                        format!("{item:?} is not an IP address or CIDR range"),
-                    )
-                })
-        })
-        .collect()
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::values::{Hours, Positive, Span};
 use super::{ConfigError, default};
 
 /// Per-IP and per-address limits of the signup path.
@@ -24,35 +25,21 @@ pub struct SignupSettings {
 pub(super) struct RawSignup {
     #[serde(default = "default::u32::<10>")]
     signup_rate_per_minute: u32,
-    #[serde(default = "default::u64::<48>")]
-    confirmation_ttl_hours: u64,
-    #[serde(default = "default::u64::<10>")]
-    confirmation_resend_minutes: u64,
-    #[serde(default = "default::u32::<5>")]
-    confirmations_per_day: u32,
+    #[serde(default = "Hours::of::<48>")]
+    confirmation_ttl_hours: Hours,
+    #[serde(default = "Span::of::<10>")]
+    confirmation_resend_minutes: Span<60, 0, { u64::MAX }>,
+    #[serde(default = "Positive::of::<5>")]
+    confirmations_per_day: Positive,
 }
 
 impl RawSignup {
     pub(super) fn validate(self) -> Result<SignupSettings, ConfigError> {
-        if self.confirmation_ttl_hours == 0 {
-            return Err(ConfigError::new(
-                "confirmation_ttl_hours",
-                "must be at least 1",
-            ));
-        }
-        if self.confirmations_per_day == 0 {
-            return Err(ConfigError::new(
-                "confirmations_per_day",
-                "must be at least 1",
-            ));
-        }
         Ok(SignupSettings {
             rate_per_minute: self.signup_rate_per_minute,
-            confirmation_ttl: Duration::from_secs(self.confirmation_ttl_hours * 3600),
-            confirmation_resend_interval: Duration::from_secs(
-                self.confirmation_resend_minutes * 60,
-            ),
-            confirmations_per_day: self.confirmations_per_day,
+            confirmation_ttl: self.confirmation_ttl_hours.duration(),
+            confirmation_resend_interval: self.confirmation_resend_minutes.duration(),
+            confirmations_per_day: self.confirmations_per_day.as_u32(),
         })
     }
 }
